@@ -1,0 +1,401 @@
+"""The engine: per-symbol state in arrays and one compiled step over a batch of bars.
+
+`run` is the only place bars meet state: live bars, replayed files and warm starts all go
+through it. It writes event records into preallocated arrays; Python turns only those
+(rare) records into Event objects.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .bars import FINAL, BarBatch
+from .config import Settings, load_config
+from .events import SCHEMA_VERSION, Event, event_id, rfc3339
+from .indicators import ema, extremes, rsi, sma
+from .indicators.block import PREV, VALUE
+from .indicators.state import JLEN, forget, put, undo
+from .program import Program, compile_program
+from .signals import bands, channel, cross, divergence, pending
+from .signals.common import (
+    CLOSE,
+    CONFIRMED,
+    E_KIND,
+    E_ROW,
+    E_RULE,
+    E_STATE,
+    E_SYM,
+    E_WIDTH,
+    HIGH,
+    I_KIND,
+    I_OFF,
+    I_PERIOD,
+    I_SOURCE,
+    IND_EMA,
+    IND_MAX,
+    IND_RSI,
+    IND_SMA,
+    KINDS,
+    LOW,
+    NBARS,
+    OPEN,
+    PREV_CLOSE,
+    PROVISIONAL,
+    RETRACTED_FINAL,
+    RETRACTED_PROVISIONAL,
+    RULE_BANDS,
+    RULE_CHANNEL,
+    RULE_DIVERGENCE,
+    RULE_PENDING,
+    V_WIDTH,
+    VOLUME,
+    emit,
+)
+
+NONE = np.iinfo(np.int64).min  # "no bar yet" time
+# per-symbol int columns: last final bar start, forming bar start, then 4 x rules:
+# masks of the last final bar's events, of the forming bar's, rule enabled, scratch
+LAST_T, FORM_T, MASKS = 0, 1, 2
+STAT_REJECTED, STAT_REVISED, STAT_BARS, STAT_FORMING = range(4)
+
+
+@njit(cache=True)
+def _apply(S, I, r, sb, row, t_us, o_, h_, l_, c_, v_, IP, RP, RF, EI, EF, e, state, en):
+    """One bar through every indicator and rule of symbol r; returns the event count."""
+    put(S, r, sb + PREV_CLOSE, S[r, sb + CLOSE])
+    put(S, r, sb + OPEN, o_)
+    put(S, r, sb + HIGH, h_)
+    put(S, r, sb + LOW, l_)
+    put(S, r, sb + CLOSE, c_)
+    put(S, r, sb + VOLUME, v_)
+    put(S, r, sb + NBARS, S[r, sb + NBARS] + 1.0)
+    for i in range(IP.shape[0]):
+        k = IP[i, I_KIND]
+        o = IP[i, I_OFF]
+        n = IP[i, I_PERIOD]
+        x = S[r, sb + IP[i, I_SOURCE]]
+        if k == IND_SMA:
+            sma.step(S, r, o, n, x)
+        elif k == IND_EMA:
+            ema.step(S, r, o, n, x)
+        elif k == IND_RSI:
+            rsi.step(S, r, o, n, x)
+        elif k == IND_MAX:
+            extremes.step(S, r, o, n, x, 1.0)
+        else:
+            extremes.step(S, r, o, n, x, -1.0)
+    for j in range(RP.shape[0]):
+        if I[r, en + j] == 0:
+            continue
+        typ = RP[j, 0]
+        if typ == RULE_BANDS:
+            e = bands.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state)
+        elif typ == RULE_CHANNEL:
+            e = channel.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state)
+        elif typ == RULE_DIVERGENCE:
+            e = divergence.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, t_us)
+        elif typ == RULE_PENDING:
+            e = pending.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state)
+        else:
+            e = cross.step_rule(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state)
+    return e
+
+
+@njit(cache=True)
+def _reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
+    """Compare the events of [e0, e) with the masks at I[r, old:]: retract what no longer
+    fires, drop (if `drop`) what was already said, store the new masks at I[r, store:]."""
+    for j in range(nr):
+        m = 0
+        for q in range(e0, e):
+            if EI[q, E_RULE] == j:
+                m |= 1 << EI[q, E_KIND]
+        I[r, tmp + j] = m
+    end = e
+    for j in range(nr):
+        gone = I[r, old + j] & ~I[r, tmp + j]
+        for k in range(1, 64):
+            if gone & (1 << k):
+                emit(EI, end, row, r, j, k, rstate)
+                EF[end, :] = math.nan
+                end += 1
+    w = e0
+    for q in range(e0, end):
+        if drop and q < e and I[r, old + EI[q, E_RULE]] & (1 << EI[q, E_KIND]):
+            continue
+        if w != q:
+            EI[w, :] = EI[q, :]
+            EF[w, :] = EF[q, :]
+        w += 1
+    for j in range(nr):
+        I[r, store + j] = I[r, tmp + j]
+    return w
+
+
+@njit(cache=True)
+def run(sym, t, op, hi, lo, cl, vo, kind, start, S, I, IP, RP, RF, sb, EI, EF, maxev, stats):
+    """Step rows start.. of a batch; returns (next row, event count). Stops early, to be
+    called again, when the event arrays could overflow."""
+    nr = RP.shape[0]
+    m_final, m_form, en, tmp = MASKS, MASKS + nr, MASKS + 2 * nr, MASKS + 3 * nr
+    n = t.shape[0]
+    cap = EI.shape[0]
+    e = 0
+    for i in range(start, n):
+        if e + maxev > cap:
+            return i, e
+        r = sym[i]
+        ti = t[i]
+        last = I[r, LAST_T]
+        t_us = float(ti // 1000)
+        if kind[i] == FINAL:
+            if ti < last:
+                stats[STAT_REJECTED] += 1
+                continue
+            e0 = e
+            if ti == last:  # a revision of the last bar: as if it had come instead
+                undo(S, r, 0)
+                e = _apply(S, I, r, sb, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i],
+                           IP, RP, RF, EI, EF, e, CONFIRMED, en)
+                e = _reconcile(EI, EF, e0, e, I, r, m_final, m_final, True, i,
+                               RETRACTED_FINAL, tmp, nr)
+                stats[STAT_REVISED] += 1
+                continue
+            forget(S, r)
+            I[r, LAST_T] = ti
+            e = _apply(S, I, r, sb, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i],
+                       IP, RP, RF, EI, EF, e, CONFIRMED, en)
+            ft = I[r, FORM_T]
+            if ft != NONE and ft <= ti:  # the forming bar closed, or was abandoned
+                if ft == ti:
+                    e = _reconcile(EI, EF, e0, e, I, r, m_form, m_form, False, i,
+                                   RETRACTED_PROVISIONAL, tmp, nr)
+                else:
+                    e = _reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i,
+                                   RETRACTED_PROVISIONAL, tmp, nr)
+                for j in range(nr):
+                    I[r, m_form + j] = 0
+                I[r, FORM_T] = NONE
+            for j in range(nr):
+                I[r, m_final + j] = 0
+            _reconcile(EI, EF, e0, e, I, r, m_final, m_final, False, i, RETRACTED_FINAL, tmp, nr)
+            stats[STAT_BARS] += 1
+        else:  # a forming bar: evaluated on top of the last final bar, then undone
+            if ti <= last:
+                stats[STAT_REJECTED] += 1
+                continue
+            if I[r, FORM_T] != ti:
+                if I[r, FORM_T] != NONE:  # a forming bar that never closed
+                    e = _reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i,
+                                   RETRACTED_PROVISIONAL, tmp, nr)
+                for j in range(nr):
+                    I[r, m_form + j] = 0
+                I[r, FORM_T] = ti
+            mark = int(S[r, JLEN])
+            e0 = e
+            e = _apply(S, I, r, sb, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i],
+                       IP, RP, RF, EI, EF, e, PROVISIONAL, en)
+            undo(S, r, mark)
+            e = _reconcile(EI, EF, e0, e, I, r, m_form, m_form, True, i,
+                           RETRACTED_PROVISIONAL, tmp, nr)
+            stats[STAT_FORMING] += 1
+    return n, e
+
+
+_STATE_NAMES = ("confirmed", "provisional", "retracted", "retracted")
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else float(x)
+
+
+def _sign(x: float) -> int | None:
+    return None if x != x else int(x)
+
+
+class Engine:
+    """Per-symbol indicator and rule state for one config; `process` steps a batch."""
+
+    def __init__(self, config: Settings | None = None, event_capacity: int = 65536) -> None:
+        self.config = config if config is not None else load_config()
+        self.program: Program = compile_program(self.config)
+        self.timeframe = self.config.timeframe
+        self.symbols: list[str] = []
+        self._sid: dict[str, int] = {}
+        self._nr = len(self.program.rules)
+        self.S = np.zeros((0, self.program.width))
+        self.I = np.zeros((0, MASKS + 4 * self._nr), dtype=np.int64)
+        cap = max(event_capacity, 4 * self.program.max_events)
+        self.EI = np.zeros((cap, E_WIDTH), dtype=np.int64)
+        self.EF = np.zeros((cap, V_WIDTH), dtype=np.float64)
+        self.stats = np.zeros(4, dtype=np.int64)
+        self.seq = 0
+        self._said: dict[tuple, Event] = {}  # latest confirmed / provisional per symbol, rule, kind
+        self._decoders = [self._decoder(j) for j in range(self._nr)]
+
+    # ---- symbols -------------------------------------------------------------------------
+    def _symbol_id(self, symbol: str) -> int:
+        sid = self._sid.get(symbol)
+        if sid is not None:
+            return sid
+        sid = len(self.symbols)
+        if sid == len(self.S):  # grow by doubling: amortised O(1) per new symbol
+            cap = max(16, 2 * len(self.S))
+            S = np.zeros((cap, self.program.width))
+            S[:sid] = self.S
+            I = np.zeros((cap, self.I.shape[1]), dtype=np.int64)
+            I[:sid] = self.I
+            self.S, self.I = S, I
+        self.S[sid] = self.program.template
+        self.I[sid] = 0
+        self.I[sid, LAST_T] = NONE
+        self.I[sid, FORM_T] = NONE
+        en = MASKS + 2 * self._nr
+        for j, rule in enumerate(self.program.rules):
+            self.I[sid, en + j] = 1 if not rule.symbols or symbol in rule.symbols else 0
+        self._sid[symbol] = sid
+        self.symbols.append(symbol)
+        return sid
+
+    # ---- stepping --------------------------------------------------------------------------
+    def process(self, batch: BarBatch, emit: bool = True) -> list[Event]:
+        """Step every bar of the batch in order; the events they fire (none if not emit)."""
+        n = len(batch)
+        if n == 0:
+            return []
+        lut = np.array([self._symbol_id(s) for s in batch.symbols], dtype=np.int64)
+        ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
+        p = self.program
+        out: list[Event] = []
+        start = 0
+        while True:
+            start, ne = run(ids, batch.t, batch.open, batch.high, batch.low, batch.close,
+                            batch.volume, batch.kind, start, self.S, self.I, p.IP, p.RP, p.RF,
+                            p.sb, self.EI, self.EF, p.max_events, self.stats)
+            if ne:
+                self._records(batch, ne, out if emit else None)
+            if start >= n:
+                return out
+
+    def _records(self, batch: BarBatch, ne: int, out: list[Event] | None) -> None:
+        EI, EF = self.EI, self.EF
+        rules = self.program.rules
+        for q in range(ne):
+            row, sid, j, k, st = (int(x) for x in EI[q])
+            symbol = self.symbols[sid]
+            kind = KINDS[k]
+            key = (sid, j, k)
+            if st in (RETRACTED_FINAL, RETRACTED_PROVISIONAL):
+                said = self._said.pop(key + (st == RETRACTED_PROVISIONAL,), None)
+                if said is None or out is None:
+                    continue
+                self.seq += 1
+                ev = Event(SCHEMA_VERSION, self.seq, said.id, said.symbol, said.time,
+                           said.timeframe, said.rule, said.kind, "retracted", said.values,
+                           late=batch.late)
+                out.append(ev)
+                continue
+            time_ = rfc3339(int(batch.t[row]))
+            rule = rules[j].name
+            values = self._decoders[j](EF[q], k)
+            ev = Event(SCHEMA_VERSION, self.seq + 1, event_id(symbol, time_, rule, kind), symbol,
+                       time_, self.timeframe, rule, kind, _STATE_NAMES[st], values, late=batch.late)
+            self._said[key + (st == PROVISIONAL,)] = ev
+            if out is not None:
+                self.seq += 1
+                out.append(ev)
+
+    def _decoder(self, j: int):
+        """A function turning rule j's value record into its `values` dict."""
+        rule = self.program.rules[j]
+        a, b = self.program.rule_inputs[j]
+        p = rule.params
+        if rule.type in ("cross", "level", "pending"):
+            bname = b if b is not None else "level"
+
+            def dec(f, k):
+                d = {"close": _num(f[0]), a: _num(f[1])}
+                d[bname] = _num(f[2])
+                d[f"{a}_slope"] = _sign(f[3])
+                if b is not None:
+                    d[f"{b}_slope"] = _sign(f[4])
+                if rule.type == "pending":
+                    d["trigger_price"] = _num(f[5])
+                    d["distance_pct"] = _num(100.0 * f[6])
+                    d["direction"] = "up" if f[7] > 0 else "down"
+                return d
+
+            return dec
+        if rule.type == "bands":
+            zones = p["zones"]
+
+            def dec(f, k):
+                return {"close": _num(f[0]), a: _num(f[1]), f"{a}_slope": _sign(f[2]),
+                        "zone": zones[int(f[3])], "from": zones[int(f[4])],
+                        "to": zones[int(f[5])], "bars_in_zone": int(f[6])}
+
+            return dec
+        if rule.type == "channel":
+            return lambda f, k: {"close": _num(f[0]), "lowest_low": _num(f[1]),
+                                 "highest_high": _num(f[2]), "period": p["period"]}
+        # divergence
+        def dec(f, k):
+            return {"close": _num(f[0]), b: _num(f[1]), f"{b}_slope": _sign(f[2]),
+                    "pivot1_time": rfc3339(int(f[3]) * 1000), "pivot1_price": _num(f[4]),
+                    f"pivot1_{b}": _num(f[5]), "pivot2_time": rfc3339(int(f[6]) * 1000),
+                    "pivot2_price": _num(f[7]), f"pivot2_{b}": _num(f[8])}
+
+        return dec
+
+    # ---- reading state -----------------------------------------------------------------------
+    @property
+    def rejected(self) -> int:
+        """Bars older than their symbol's last bar, refused."""
+        return int(self.stats[STAT_REJECTED])
+
+    @property
+    def revised(self) -> int:
+        return int(self.stats[STAT_REVISED])
+
+    @property
+    def bars(self) -> int:
+        return int(self.stats[STAT_BARS])
+
+    def snapshot(self, symbol: str) -> dict | None:
+        """The symbol's latest state: bar, every indicator (value and slope), band zones."""
+        sid = self._sid.get(symbol)
+        if sid is None:
+            return None
+        p = self.program
+        row = self.S[sid]
+        sb = p.sb
+        t = int(self.I[sid, LAST_T])
+        close, prev = row[sb + CLOSE], row[sb + PREV_CLOSE]
+        snap = {
+            "symbol": symbol,
+            "time": None if t == NONE else rfc3339(t),
+            "t": None if t == NONE else t,
+            "bars": int(row[sb + NBARS]),
+            "open": _num(row[sb + OPEN]),
+            "high": _num(row[sb + HIGH]),
+            "low": _num(row[sb + LOW]),
+            "close": _num(close),
+            "volume": _num(row[sb + VOLUME]),
+            "change_pct": _num(100.0 * (close / prev - 1.0)) if prev == prev and prev else None,
+            "indicators": {},
+            "slopes": {},
+            "zones": {},
+        }
+        for i, spec in enumerate(p.indicators):
+            o = p.IP[i, I_OFF]
+            v, pv = row[o + VALUE], row[o + PREV]
+            snap["indicators"][spec.name] = _num(v)
+            snap["slopes"][spec.name] = None if v != v or pv != pv else int(np.sign(v - pv))
+        for j, rule in enumerate(p.rules):
+            if rule.type == "bands":
+                z = int(row[p.RP[j, 1] + bands.ZONE])
+                snap["zones"][rule.name] = None if z < 0 else rule.params["zones"][z]
+        return snap

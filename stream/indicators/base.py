@@ -1,0 +1,60 @@
+"""Indicator: the library face (update / peek / revise) over the engine's own step code."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .block import COUNT, PREV, VALUE
+from .state import JBASE, JLEN, undo
+
+_JOURNAL = 16  # pairs; enough for two steps of any indicator
+
+
+class Indicator:
+    """One indicator over one stream. Subclasses set kind, _size and _step (a numba kernel)."""
+
+    kind: int
+    _size = None
+    _step = None
+
+    def __init__(self, period: int) -> None:
+        if int(period) != period or period < 1:
+            raise ValueError(f"{type(self).__name__}: period must be an integer >= 1, got {period}")
+        self.period = int(period)
+        self._o = JBASE + 2 * _JOURNAL
+        self._S = np.zeros((1, self._o + self._size(self.period)))
+        self._S[0, self._o + VALUE] = np.nan
+        self._S[0, self._o + PREV] = np.nan
+
+    def update(self, x: float) -> float | None:
+        """Add a new input; the new value, or None during warm-up."""
+        self._S[0, JLEN] = 0
+        v = self._step(self._S, 0, self._o, self.period, float(x))
+        return None if v != v else v
+
+    def peek(self, x: float) -> float | None:
+        """The value input x would give, leaving state unchanged."""
+        mark = int(self._S[0, JLEN])
+        v = self._step(self._S, 0, self._o, self.period, float(x))
+        undo(self._S, 0, mark)
+        return None if v != v else v
+
+    def revise(self, x: float) -> float | None:
+        """Replace the latest input with x (as if x had come instead)."""
+        if self._S[0, self._o + COUNT] == 0:
+            raise ValueError("revise() before any update()")
+        undo(self._S, 0, 0)
+        v = self._step(self._S, 0, self._o, self.period, float(x))
+        return None if v != v else v
+
+    @property
+    def value(self) -> float | None:
+        v = self._S[0, self._o + VALUE]
+        return None if v != v else float(v)
+
+    @property
+    def ready(self) -> bool:
+        return self.value is not None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.period}) = {self.value}"

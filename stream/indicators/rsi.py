@@ -1,0 +1,76 @@
+"""RSI with Wilder smoothing, seeded with the plain mean of the first n changes (TA-Lib's)."""
+
+import math
+
+from numba import njit
+
+from .base import Indicator
+from .block import COUNT, HEAD, PREV, VALUE
+from .state import put
+
+LAST = HEAD  # previous input
+GAIN = HEAD + 1  # average gain (a sum during the seed)
+LOSS = HEAD + 2  # average loss (a sum during the seed)
+
+
+def size(n: int) -> int:
+    return HEAD + 3
+
+
+WRITES = 6
+
+
+@njit(cache=True, inline="always")
+def _ratio(g, lo):
+    t = g + lo
+    if -1e-8 < t < 1e-8:  # TA_IS_ZERO
+        return 0.0
+    return 100.0 * (g / t)
+
+
+@njit(cache=True)
+def step(S, r, o, n, x):
+    """Add input x; returns the new value (NaN during warm-up)."""
+    c = int(S[r, o + COUNT])
+    if c > 0:
+        d = x - S[r, o + LAST]
+        g = S[r, o + GAIN]
+        lo = S[r, o + LOSS]
+        if c > n:
+            lo *= n - 1
+            g *= n - 1
+        if d < 0:
+            lo -= d
+        else:
+            g += d
+        if c >= n:
+            lo /= n
+            g /= n
+            put(S, r, o + PREV, S[r, o + VALUE])
+            put(S, r, o + VALUE, _ratio(g, lo))
+        put(S, r, o + GAIN, g)
+        put(S, r, o + LOSS, lo)
+    put(S, r, o + LAST, x)
+    put(S, r, o + COUNT, c + 1)
+    return S[r, o + VALUE]
+
+
+@njit(cache=True)
+def trigger(S, r, o, n, level):
+    """The next input at which RSI would land exactly on `level` (NaN if not ready)."""
+    if S[r, o + COUNT] <= n or not 0.0 < level < 100.0:
+        return math.nan
+    g = S[r, o + GAIN] * (n - 1)
+    lo = S[r, o + LOSS] * (n - 1)
+    p = S[r, o + LAST]
+    if S[r, o + VALUE] < level:  # needs a gain d: (g + d) * (100 - level) = level * lo
+        return p + level * lo / (100.0 - level) - g
+    return p - (g * (100.0 - level) / level - lo)  # needs a loss d
+
+
+class RSI(Indicator):
+    """RSI(period) of a stream of floats; equals talib.RSI."""
+
+    kind = 2
+    _size = staticmethod(size)
+    _step = staticmethod(step)

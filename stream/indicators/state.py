@@ -1,0 +1,42 @@
+"""Per-symbol state rows with an undo journal: the mechanism behind revisions and peek.
+
+Every state write goes through `put`, which records (slot, old value) in the row's journal
+region. Undoing the journal restores the row bit for bit, so a revised bar leaves state
+exactly as if it had come first, and `peek` is "apply, read, undo". Each step writes a
+bounded number of slots, so both cost O(1) whatever the history.
+
+Row layout: [0] journal length, then JOURNAL pairs (slot, old value), then the blocks.
+"""
+
+from numba import njit
+
+JLEN = 0  # slot of the journal length
+JBASE = 1  # first journal pair
+
+
+@njit(cache=True, inline="always")
+def put(S, r, k, v):
+    """Write S[r, k] = v, journaling the old value."""
+    n = int(S[r, JLEN])
+    j = JBASE + 2 * n
+    S[r, j] = k
+    S[r, j + 1] = S[r, k]
+    S[r, JLEN] = n + 1
+    S[r, k] = v
+
+
+@njit(cache=True)
+def undo(S, r, mark):
+    """Roll row r back to journal length `mark` (newest write first)."""
+    n = int(S[r, JLEN])
+    while n > mark:
+        n -= 1
+        j = JBASE + 2 * n
+        S[r, int(S[r, j])] = S[r, j + 1]
+    S[r, JLEN] = mark
+
+
+@njit(cache=True, inline="always")
+def forget(S, r):
+    """Start a new journal (the previous bar can no longer be revised)."""
+    S[r, JLEN] = 0

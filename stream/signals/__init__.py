@@ -1,0 +1,1 @@
+"""Signal rules, one per file; each is a numba step over one symbol's state row."""

@@ -1,0 +1,83 @@
+"""divergence: price pivots against the oscillator at the same bars. Bearish: a higher
+price pivot high with a lower oscillator value than the previous pivot high; bullish: a
+lower pivot low with a higher oscillator value. Fires when the second pivot is confirmed
+(k bars after it), so it never repaints.
+"""
+
+import math
+
+from numba import njit
+
+from ..indicators.pivots import classify
+from ..indicators.state import put
+from .common import (
+    BEARISH,
+    BULLISH,
+    CLOSE,
+    NBARS,
+    R_AIDX,
+    R_ATYPE,
+    R_BIDX,
+    R_BTYPE,
+    R_LOOKBACK,
+    R_OFF,
+    R_PIVOTS,
+    emit,
+    slope,
+    value,
+)
+
+# the last pivot high, then the last pivot low: time (us), price, oscillator, bar index
+T, PRICE, OSC, IDX = range(4)
+HI, LO = 0, 4
+RINGS = 8  # then three rings of 2k+1: price, oscillator, time
+
+
+def size(k: int) -> int:
+    return RINGS + 3 * (2 * k + 1)
+
+
+WRITES = 7
+
+
+@njit(cache=True)
+def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, t_us):
+    o = P[j, R_OFF]
+    k = P[j, R_PIVOTS]
+    w = 2 * k + 1
+    c = int(S[r, sb + NBARS]) - 1  # this bar's index
+    price = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], math.nan)
+    osc = value(S, r, sb, IP, P[j, R_BTYPE], P[j, R_BIDX], math.nan)
+    pr = o + RINGS
+    put(S, r, pr + c % w, price)
+    put(S, r, pr + w + c % w, osc)
+    put(S, r, pr + 2 * w + c % w, t_us)
+    kind = classify(S, r, pr, k, c)
+    if kind == 0:
+        return e
+    slot = (c - k) % w
+    p = S[r, pr + slot]
+    q = S[r, pr + w + slot]
+    b = o + (HI if kind > 0 else LO)
+    prev_idx = S[r, b + IDX]
+    if prev_idx == prev_idx and (c - k) - prev_idx <= P[j, R_LOOKBACK]:
+        p1 = S[r, b + PRICE]
+        q1 = S[r, b + OSC]
+        fired = (kind > 0 and p > p1 and q < q1) or (kind < 0 and p < p1 and q > q1)
+        if fired:
+            emit(EI, e, row, r, j, BEARISH if kind > 0 else BULLISH, state)
+            EF[e, 0] = S[r, sb + CLOSE]
+            EF[e, 1] = osc
+            EF[e, 2] = slope(S, r, sb, IP, P[j, R_BTYPE], P[j, R_BIDX])
+            EF[e, 3] = S[r, b + T]
+            EF[e, 4] = p1
+            EF[e, 5] = q1
+            EF[e, 6] = S[r, pr + 2 * w + slot]
+            EF[e, 7] = p
+            EF[e, 8] = q
+            e += 1
+    put(S, r, b + T, S[r, pr + 2 * w + slot])
+    put(S, r, b + PRICE, p)
+    put(S, r, b + OSC, q)
+    put(S, r, b + IDX, float(c - k))
+    return e
