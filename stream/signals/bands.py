@@ -6,7 +6,19 @@ one, both carrying the bars spent in the zone left.
 from numba import njit
 
 from ..indicators.state import put
-from .common import CLOSE, ENTER, EXIT, F_LEVELS, R_AIDX, R_ATYPE, R_NLEVELS, R_OFF, emit, slope, value
+from .common import (
+    CLOSE,
+    ENTER,
+    EXIT,
+    F_LEVELS,
+    R_AIDX,
+    R_ATYPE,
+    R_NLEVELS,
+    R_OFF,
+    emit,
+    slope,
+    value,
+)
 
 ZONE, BARS = 0, 1  # zone index (-1 unknown), bars in it
 SIZE = 2

@@ -1,0 +1,29 @@
+"""The `barwatch` command: replay (the default), live, fetch, chart."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="barwatch", description=__doc__)
+    sub = p.add_subparsers(dest="command")
+    # each command module adds its own subparser: add_parser(sub) -> sets func=main(args)
+    from . import cli_replay
+
+    cli_replay.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["replay", *argv]  # `barwatch` alone replays the bundled data with the table
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
