@@ -26,6 +26,8 @@ from .signals.common import (
     E_KIND,
     E_RULE,
     E_WIDTH,
+    F_ACONST,
+    F_BCONST,
     HIGH,
     I_KIND,
     I_OFF,
@@ -41,6 +43,10 @@ from .signals.common import (
     OPEN,
     PREV_CLOSE,
     PROVISIONAL,
+    R_AIDX,
+    R_ATYPE,
+    R_BIDX,
+    R_BTYPE,
     RETRACTED_FINAL,
     RETRACTED_PROVISIONAL,
     RULE_BANDS,
@@ -51,6 +57,7 @@ from .signals.common import (
     VOLUME,
     emit,
 )
+from .signals.common import value as series_value
 
 NONE = np.iinfo(np.int64).min  # "no bar yet" time
 # per-symbol int columns: last final bar start, forming bar start, then 4 x rules:
@@ -360,6 +367,19 @@ class Engine:
     @property
     def bars(self) -> int:
         return int(self.stats[STAT_BARS])
+
+    def trigger(self, symbol: str, rule: str) -> float | None:
+        """For a pending rule: the next close that would complete its cross (None if none)."""
+        sid = self._sid.get(symbol)
+        names = [r.name for r in self.program.rules]
+        if sid is None or rule not in names or self.program.rules[names.index(rule)].type != "pending":
+            return None
+        p, j = self.program, names.index(rule)
+        S = self.S
+        a = series_value(S, sid, p.sb, p.IP, p.RP[j, R_ATYPE], p.RP[j, R_AIDX], p.RF[j, F_ACONST])
+        b = series_value(S, sid, p.sb, p.IP, p.RP[j, R_BTYPE], p.RP[j, R_BIDX], p.RF[j, F_BCONST])
+        x = pending.trigger(S, sid, p.sb, p.IP, p.RP, p.RF, j, a, b)
+        return None if x != x or x <= 0 else float(x)
 
     def snapshot(self, symbol: str) -> dict | None:
         """The symbol's latest state: bar, every indicator (value and slope), band zones."""

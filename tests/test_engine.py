@@ -1,0 +1,170 @@
+"""Engine semantics: batch-size invariance, revisions and retractions, forming bars and
+provisional signals, rejected old bars, rule symbol filters, the event schema."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import numpy as np
+import polars as pl
+import pytest
+
+from stream.bars import Bar, BarBatch
+from stream.config import parse_config
+from stream.engine import Engine
+from stream.events import JSON_SCHEMA, decode, encode
+from stream.indicators.state import JBASE
+
+DAY = 86_400 * 10**9
+
+
+def lines(events) -> list[bytes]:
+    return [encode(e) for e in events]
+
+
+def test_batch_size_does_not_matter(daily):
+    whole = lines(Engine().process(BarBatch.from_polars(daily)))
+    engine = Engine()
+    pieces = []
+    for chunk in daily.iter_slices(777):
+        pieces += engine.process(BarBatch.from_polars(chunk))
+    assert lines(pieces) == whole
+    one = Engine()
+    part = daily.head(2000)
+    single = [e for row in part.iter_slices(1) for e in one.process(BarBatch.from_polars(row))]
+    assert lines(single) == lines(Engine().process(BarBatch.from_polars(part)))
+
+
+def test_event_cap_refill_gives_the_same_events(daily):
+    """A tiny event buffer makes the kernel stop and resume; nothing is lost or doubled."""
+    small = Engine(event_capacity=1)
+    assert lines(small.process(BarBatch.from_polars(daily))) == lines(
+        Engine().process(BarBatch.from_polars(daily))
+    )
+
+
+def test_events_match_the_json_schema(daily):
+    events = Engine().process(BarBatch.from_polars(daily))
+    kinds = set()
+    for e in events:
+        line = encode(e)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        doc = json.loads(line)
+        jsonschema.validate(doc, JSON_SCHEMA)
+        assert list(doc)[:10] == ["v", "seq", "id", "symbol", "time", "timeframe", "rule", "kind", "state", "values"]
+        assert decode(line) == e
+        kinds.add(e.kind)
+    assert kinds >= {"cross_up", "cross_down", "enter", "exit", "break_below", "break_above",
+                     "bearish_divergence", "bullish_divergence", "cross_pending"}
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def state_rows(engine: Engine) -> np.ndarray:
+    """State without the journal region: what must match exactly after a revision."""
+    return engine.S[: len(engine.symbols), JBASE + 2 * ((engine.program.sb - JBASE) // 2) :]
+
+
+def bars_of(df: pl.DataFrame) -> list[Bar]:
+    return BarBatch.from_polars(df).bars()
+
+
+def find_cross(aapl):
+    events = Engine().process(BarBatch.from_polars(aapl))
+    return next(e for e in events if e.rule == "ma_cross" and e.kind == "cross_up")
+
+
+def index_of(bars: list[Bar], time_: str) -> int:
+    t = int(np.datetime64(time_.rstrip("Z"), "ns").astype(np.int64))
+    return next(k for k, b in enumerate(bars) if b.start == t)
+
+
+def test_revision_retracts_and_ends_as_if_first(aapl):
+    cross = find_cross(aapl)
+    bars = bars_of(aapl)
+    i = index_of(bars, cross.time)
+    revised = Bar(**{**{f: getattr(bars[i], f) for f in bars[i].__struct_fields__}, "close": bars[i].close * 0.8,
+                     "low": bars[i].low * 0.8})
+    engine = Engine()
+    engine.process(BarBatch.from_bars(bars[:i]))
+    fired = engine.process(BarBatch.from_bars([bars[i]]))
+    assert any(e.id == cross.id and e.state == "confirmed" for e in fired)
+    after = engine.process(BarBatch.from_bars([revised]))
+    retracted = [e for e in after if e.state == "retracted"]
+    assert [e.id for e in retracted if e.rule == "ma_cross"] == [cross.id]
+    assert engine.revised == 1
+    # state is exactly that of a run where the revised bar came first
+    twin = Engine()
+    twin.process(BarBatch.from_bars(bars[:i] + [revised]))
+    np.testing.assert_array_equal(state_rows(engine), state_rows(twin))
+    # revising back restores the cross, announced once more as confirmed
+    again = engine.process(BarBatch.from_bars([bars[i]]))
+    assert [e.id for e in again if e.rule == "ma_cross" and e.state == "confirmed"] == [cross.id]
+    # an unchanged revision says nothing new
+    assert [e for e in engine.process(BarBatch.from_bars([bars[i]])) if e.rule == "ma_cross"] == []
+
+
+def test_older_bars_are_rejected_and_counted(aapl):
+    bars = bars_of(aapl.head(100))
+    engine = Engine()
+    engine.process(BarBatch.from_bars(bars))
+    before = state_rows(engine).copy()
+    engine.process(BarBatch.from_bars([bars[10], bars[50]]))
+    assert engine.rejected == 2
+    np.testing.assert_array_equal(state_rows(engine), before)
+
+
+def test_forming_bar_is_provisional_then_confirmed_or_retracted(aapl):
+    cross = find_cross(aapl)
+    bars = bars_of(aapl)
+    i = index_of(bars, cross.time)
+    fields = {f: getattr(bars[i], f) for f in bars[i].__struct_fields__}
+    forming = Bar(**{**fields, "forming": True})
+    engine = Engine()
+    engine.process(BarBatch.from_bars(bars[:i]))
+    before = state_rows(engine).copy()
+    prov = engine.process(BarBatch.from_bars([forming]))
+    assert [(e.id, e.state) for e in prov if e.rule == "ma_cross"] == [(cross.id, "provisional")]
+    np.testing.assert_array_equal(state_rows(engine), before)  # peek: state untouched
+    # the same forming bar again says nothing new
+    assert [e for e in engine.process(BarBatch.from_bars([forming])) if e.rule == "ma_cross"] == []
+    final = engine.process(BarBatch.from_bars([bars[i]]))
+    assert [(e.id, e.state) for e in final if e.rule == "ma_cross"] == [(cross.id, "confirmed")]
+
+    # a forming bar whose close later falls back: provisional, then retracted at the close
+    engine = Engine()
+    engine.process(BarBatch.from_bars(bars[:i]))
+    engine.process(BarBatch.from_bars([forming]))
+    weak = Bar(**{**fields, "close": fields["close"] * 0.8, "low": fields["low"] * 0.8})
+    out = engine.process(BarBatch.from_bars([weak]))
+    states = [(e.id, e.state) for e in out if e.rule == "ma_cross"]
+    assert (cross.id, "retracted") in states and (cross.id, "confirmed") not in states
+
+
+def test_rule_symbol_filter():
+    cfg = parse_config("""
+[indicators.rsi14]
+type = "rsi"
+period = 14
+[rules.only_ibm]
+type = "level"
+series = "close"
+level = 100
+symbols = ["IBM"]
+""")
+    engine = Engine(cfg)
+    bars = [Bar(s, k * DAY, p, p, p, p) for k, p in enumerate([90.0, 110.0, 90.0]) for s in ("IBM", "MSFT")]
+    events = engine.process(BarBatch.from_bars(bars))
+    assert {(e.symbol, e.kind) for e in events} == {("IBM", "break_above"), ("IBM", "break_below")}
+
+
+def test_snapshot(daily):
+    engine = Engine()
+    engine.process(BarBatch.from_polars(daily))
+    snap = engine.snapshot("AAPL")
+    last = daily.filter(pl.col("symbol") == "AAPL").tail(1)
+    assert snap["close"] == last["close"][0] and snap["bars"] == 3270
+    assert snap["indicators"]["sma10"] == pytest.approx(
+        daily.filter(pl.col("symbol") == "AAPL")["close"].tail(10).mean(), abs=1e-9)
+    assert snap["zones"]["rsi_bands"] in ("oversold", "lower_half", "upper_half", "overbought")
+    assert engine.snapshot("NOPE") is None
