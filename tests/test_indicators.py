@@ -29,7 +29,7 @@ def assert_matches(out: np.ndarray, ref: np.ndarray) -> None:
 @pytest.mark.parametrize("cls,ref,least", CASES, ids=[c[0].__name__ for c in CASES])
 @pytest.mark.parametrize("period", [2, 10, 14, 50, 200])
 def test_equals_talib_on_real_data(closes, cls, ref, least, period):
-    for symbol, xs in closes.items():
+    for xs in closes.values():
         assert_matches(stream_values(cls(period), xs), ref(xs, period))
 
 
@@ -57,7 +57,7 @@ walks = st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=400).ma
 @given(xs=walks, period=st.integers(2, 30))
 def test_equals_talib_on_walks(xs, period):
     xs = np.array(xs)
-    for cls, ref, least in CASES:
+    for cls, ref, _ in CASES:
         assert_matches(stream_values(cls(period), xs), ref(xs, period))
 
 
