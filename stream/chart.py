@@ -585,6 +585,8 @@ def _header(fig: Figure, chart: Chart, data: ChartData, width: int, height: int,
         top = int(32 + leg.get_window_extent(r).height + 8)
     gs = chart.axes["price"].get_subplotspec().get_gridspec()
     gs.update(top=1 - top / height)
+    for ax in chart.axes.values():  # update() moves only pyplot's figures' axes
+        ax.set_position(ax.get_subplotspec().get_position(fig))
 
 
 def _short(y: float) -> str:
