@@ -69,42 +69,44 @@ STAT_REJECTED, STAT_REVISED, STAT_BARS, STAT_FORMING = range(4)
 @njit(cache=True)
 def _apply(S, I, r, sb, row, t_us, o_, h_, l_, c_, v_, IP, RP, RF, EI, EF, e, state, en):
     """One bar through every indicator and rule of symbol r; returns the event count."""
-    put(S, r, sb + PREV_CLOSE, S[r, sb + CLOSE])
-    put(S, r, sb + OPEN, o_)
-    put(S, r, sb + HIGH, h_)
-    put(S, r, sb + LOW, l_)
-    put(S, r, sb + CLOSE, c_)
-    put(S, r, sb + VOLUME, v_)
-    put(S, r, sb + NBARS, S[r, sb + NBARS] + 1.0)
+    jn = int(S[r, JLEN])
+    jn = put(S, r, jn, sb + PREV_CLOSE, S[r, sb + CLOSE])
+    jn = put(S, r, jn, sb + OPEN, o_)
+    jn = put(S, r, jn, sb + HIGH, h_)
+    jn = put(S, r, jn, sb + LOW, l_)
+    jn = put(S, r, jn, sb + CLOSE, c_)
+    jn = put(S, r, jn, sb + VOLUME, v_)
+    jn = put(S, r, jn, sb + NBARS, S[r, sb + NBARS] + 1.0)
     for i in range(IP.shape[0]):
         k = IP[i, I_KIND]
         o = IP[i, I_OFF]
         n = IP[i, I_PERIOD]
         x = S[r, sb + IP[i, I_SOURCE]]
         if k == IND_SMA:
-            sma.step(S, r, o, n, x)
+            jn = sma.step(S, r, o, n, x, jn)
         elif k == IND_EMA:
-            ema.step(S, r, o, n, x)
+            jn = ema.step(S, r, o, n, x, jn)
         elif k == IND_RSI:
-            rsi.step(S, r, o, n, x)
+            jn = rsi.step(S, r, o, n, x, jn)
         elif k == IND_MAX:
-            extremes.step(S, r, o, n, x, 1.0)
+            jn = extremes.step(S, r, o, n, x, 1.0, jn)
         else:
-            extremes.step(S, r, o, n, x, -1.0)
+            jn = extremes.step(S, r, o, n, x, -1.0, jn)
     for j in range(RP.shape[0]):
         if I[r, en + j] == 0:
             continue
         typ = RP[j, 0]
         if typ == RULE_BANDS:
-            e = bands.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state)
+            e, jn = bands.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, jn)
         elif typ == RULE_CHANNEL:
-            e = channel.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state)
+            e, jn = channel.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, jn)
         elif typ == RULE_DIVERGENCE:
-            e = divergence.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, t_us)
+            e, jn = divergence.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, t_us, jn)
         elif typ == RULE_PENDING:
-            e = pending.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state)
+            e, jn = pending.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, jn)
         else:
-            e = cross.step_rule(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state)
+            e, jn = cross.step_rule(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, jn)
+    S[r, JLEN] = jn
     return e
 
 
@@ -121,11 +123,14 @@ def _reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
     end = e
     for j in range(nr):
         gone = I[r, old + j] & ~I[r, tmp + j]
-        for k in range(1, 64):
+        k = 1
+        while gone:
             if gone & (1 << k):
                 emit(EI, end, row, r, j, k, rstate)
                 EF[end, :] = math.nan
                 end += 1
+                gone &= ~(1 << k)
+            k += 1
     w = e0
     for q in range(e0, end):
         if drop and q < e and I[r, old + EI[q, E_RULE]] & (1 << EI[q, E_KIND]):

@@ -26,26 +26,27 @@ class Indicator:
         self._S[0, self._o + VALUE] = np.nan
         self._S[0, self._o + PREV] = np.nan
 
+    def _apply(self, x: float, mark: int) -> float | None:
+        self._S[0, JLEN] = self._step(self._S, 0, self._o, self.period, float(x), mark)
+        return self.value
+
     def update(self, x: float) -> float | None:
         """Add a new input; the new value, or None during warm-up."""
-        self._S[0, JLEN] = 0
-        v = self._step(self._S, 0, self._o, self.period, float(x))
-        return None if v != v else v
+        return self._apply(x, 0)
 
     def peek(self, x: float) -> float | None:
         """The value input x would give, leaving state unchanged."""
         mark = int(self._S[0, JLEN])
-        v = self._step(self._S, 0, self._o, self.period, float(x))
+        v = self._apply(x, mark)
         undo(self._S, 0, mark)
-        return None if v != v else v
+        return v
 
     def revise(self, x: float) -> float | None:
         """Replace the latest input with x (as if x had come instead)."""
         if self._S[0, self._o + COUNT] == 0:
             raise ValueError("revise() before any update()")
         undo(self._S, 0, 0)
-        v = self._step(self._S, 0, self._o, self.period, float(x))
-        return None if v != v else v
+        return self._apply(x, 0)
 
     @property
     def value(self) -> float | None:

@@ -19,23 +19,23 @@ WRITES = 4
 
 
 @njit(cache=True)
-def step(S, r, o, n, x):
-    """Add input x; returns the new value (NaN during warm-up)."""
+def step(S, r, o, n, x, jn):
+    """Add input x (journal length jn); returns the new journal length."""
     c = int(S[r, o + COUNT])
     if c < n - 1:
-        put(S, r, o + SUM, S[r, o + SUM] + x)
+        jn = put(S, r, jn, o + SUM, S[r, o + SUM] + x)
     else:
         if c == n - 1:
             total = S[r, o + SUM] + x
-            put(S, r, o + SUM, total)
+            jn = put(S, r, jn, o + SUM, total)
             out = total / n
         else:
             v = S[r, o + VALUE]
             out = (x - v) * (2.0 / (n + 1)) + v
-        put(S, r, o + PREV, S[r, o + VALUE])
-        put(S, r, o + VALUE, out)
-    put(S, r, o + COUNT, c + 1)
-    return S[r, o + VALUE]
+        jn = put(S, r, jn, o + PREV, S[r, o + VALUE])
+        jn = put(S, r, jn, o + VALUE, out)
+    jn = put(S, r, jn, o + COUNT, c + 1)
+    return jn
 
 
 @njit(cache=True)

@@ -23,39 +23,43 @@ WRITES = 7
 
 
 @njit(cache=True)
-def step(S, r, o, n, x, sign):
-    """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the new value."""
+def step(S, r, o, n, x, sign, jn):
+    """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the journal length."""
     c = int(S[r, o + COUNT])
     h = int(S[r, o + FRONT])
     m = int(S[r, o + LEN])
     vals = o + VALS
     idx = o + VALS + n
     if m > 0 and S[r, idx + h] <= c - n:  # the front left the window
-        h = (h + 1) % n
+        h = h + 1 if h + 1 < n else 0
         m -= 1
-    while m > 0 and sign * S[r, vals + (h + m - 1) % n] <= sign * x:
+    # positions wrap at most once: compare and subtract, no integer division
+    while m > 0:
+        back = h + m - 1
+        if sign * S[r, vals + (back - n if back >= n else back)] > sign * x:
+            break
         m -= 1
-    slot = (h + m) % n
-    put(S, r, vals + slot, x)
-    put(S, r, idx + slot, c)
+    slot = h + m if h + m < n else h + m - n
+    jn = put(S, r, jn, vals + slot, x)
+    jn = put(S, r, jn, idx + slot, c)
     m += 1
     if c >= n - 1:
-        put(S, r, o + PREV, S[r, o + VALUE])
-        put(S, r, o + VALUE, S[r, vals + h])
-    put(S, r, o + FRONT, h)
-    put(S, r, o + LEN, m)
-    put(S, r, o + COUNT, c + 1)
-    return S[r, o + VALUE]
+        jn = put(S, r, jn, o + PREV, S[r, o + VALUE])
+        jn = put(S, r, jn, o + VALUE, S[r, vals + h])
+    jn = put(S, r, jn, o + FRONT, h)
+    jn = put(S, r, jn, o + LEN, m)
+    jn = put(S, r, jn, o + COUNT, c + 1)
+    return jn
 
 
 @njit(cache=True)
-def step_max(S, r, o, n, x):
-    return step(S, r, o, n, x, 1.0)
+def step_max(S, r, o, n, x, jn):
+    return step(S, r, o, n, x, 1.0, jn)
 
 
 @njit(cache=True)
-def step_min(S, r, o, n, x):
-    return step(S, r, o, n, x, -1.0)
+def step_min(S, r, o, n, x, jn):
+    return step(S, r, o, n, x, -1.0, jn)
 
 
 class MAX(Indicator):

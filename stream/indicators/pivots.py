@@ -8,30 +8,39 @@ from numba import njit
 from .block import COUNT, HEAD
 from .state import put
 
-RING = HEAD  # 2k+1 latest inputs, slot i % (2k+1)
+POS = HEAD  # ring slot of the newest input
+RING = HEAD + 1  # the 2k+1 latest inputs
 
 
 def size(k: int) -> int:
     return RING + 2 * k + 1
 
 
-WRITES = 2
+WRITES = 3
+
+
+@njit(cache=True, inline="always")
+def wrap(slot, w):
+    """slot modulo w for 0 <= slot < 2w, without an integer division."""
+    return slot - w if slot >= w else slot
 
 
 @njit(cache=True)
-def classify(S, r, ring, k, c):
-    """Pivot type of input c-k given the ring holding inputs c-2k..c: +1 high, -1 low, 0."""
-    if c < 2 * k:
-        return 0
+def classify(S, r, ring, k, newest, count):
+    """Pivot type of the input k back, given a ring of 2k+1 inputs whose newest is at slot
+    `newest` and `count` inputs seen: +1 high, -1 low, 0 neither (or not enough inputs)."""
     w = 2 * k + 1
-    mid = S[r, ring + (c - k) % w]
+    if count < w:
+        return 0
+    oldest = wrap(newest + 1, w)
+    mid = S[r, ring + wrap(oldest + k, w)]
     high = True
     low = True
-    for j in range(c - 2 * k, c + 1):
-        if j == c - k:
+    for q in range(w):
+        if q == k:
             continue
-        v = S[r, ring + j % w]
-        if j < c - k:
+        v = S[r, ring + wrap(oldest + q, w)]
+        if q < k:
             high = high and mid > v
             low = low and mid < v
         else:
@@ -45,12 +54,14 @@ def classify(S, r, ring, k, c):
 
 
 @njit(cache=True)
-def step(S, r, o, k, x):
-    """Add input x; returns the pivot type of the input k back (+1, -1 or 0)."""
+def step(S, r, o, k, x, jn):
+    """Add input x; returns (pivot type of the input k back: +1, -1 or 0; journal length)."""
     c = int(S[r, o + COUNT])
-    put(S, r, o + RING + c % (2 * k + 1), x)
-    put(S, r, o + COUNT, c + 1)
-    return classify(S, r, o + RING, k, c)
+    p = wrap(int(S[r, o + POS]) + 1, 2 * k + 1) if c else 0
+    jn = put(S, r, jn, o + RING + p, x)
+    jn = put(S, r, jn, o + POS, p)
+    jn = put(S, r, jn, o + COUNT, c + 1)
+    return classify(S, r, o + RING, k, p, c + 1), jn
 
 
 class Pivots:
@@ -65,4 +76,4 @@ class Pivots:
 
     def update(self, x: float) -> int:
         self._S[0, 0] = 0
-        return int(step(self._S, 0, self._o, self.k, float(x)))
+        return int(step(self._S, 0, self._o, self.k, float(x), 0)[0])

@@ -29,8 +29,8 @@ def _ratio(g, lo):
 
 
 @njit(cache=True)
-def step(S, r, o, n, x):
-    """Add input x; returns the new value (NaN during warm-up)."""
+def step(S, r, o, n, x, jn):
+    """Add input x (journal length jn); returns the new journal length."""
     c = int(S[r, o + COUNT])
     if c > 0:
         d = x - S[r, o + LAST]
@@ -46,13 +46,13 @@ def step(S, r, o, n, x):
         if c >= n:
             lo /= n
             g /= n
-            put(S, r, o + PREV, S[r, o + VALUE])
-            put(S, r, o + VALUE, _ratio(g, lo))
-        put(S, r, o + GAIN, g)
-        put(S, r, o + LOSS, lo)
-    put(S, r, o + LAST, x)
-    put(S, r, o + COUNT, c + 1)
-    return S[r, o + VALUE]
+            jn = put(S, r, jn, o + PREV, S[r, o + VALUE])
+            jn = put(S, r, jn, o + VALUE, _ratio(g, lo))
+        jn = put(S, r, jn, o + GAIN, g)
+        jn = put(S, r, jn, o + LOSS, lo)
+    jn = put(S, r, jn, o + LAST, x)
+    jn = put(S, r, jn, o + COUNT, c + 1)
+    return jn
 
 
 @njit(cache=True)

@@ -9,30 +9,34 @@ from .block import COUNT, HEAD, PREV, VALUE
 from .state import put
 
 SUM = HEAD  # sum of the latest n-1 inputs once ready (TA-Lib's periodTotal)
-RING = HEAD + 1
+POS = HEAD + 1  # ring slot the next input goes to (kept, not c % n: no integer division)
+RING = HEAD + 2
 
 
 def size(n: int) -> int:
     return RING + n
 
 
-WRITES = 5
+WRITES = 6
 
 
 @njit(cache=True)
-def step(S, r, o, n, x):
-    """Add input x; returns the new value (NaN during warm-up)."""
+def step(S, r, o, n, x, jn):
+    """Add input x (journal length jn); returns the new journal length."""
     c = int(S[r, o + COUNT])
-    put(S, r, o + RING + c % n, x)
+    p = int(S[r, o + POS])
+    jn = put(S, r, jn, o + RING + p, x)
+    p = p + 1 if p + 1 < n else 0
     total = S[r, o + SUM] + x
     if c >= n - 1:
         out = total / n
-        total -= S[r, o + RING + (c + 1) % n]  # the oldest input of this window
-        put(S, r, o + PREV, S[r, o + VALUE])
-        put(S, r, o + VALUE, out)
-    put(S, r, o + SUM, total)
-    put(S, r, o + COUNT, c + 1)
-    return S[r, o + VALUE]
+        total -= S[r, o + RING + p]  # the oldest input of this window
+        jn = put(S, r, jn, o + PREV, S[r, o + VALUE])
+        jn = put(S, r, jn, o + VALUE, out)
+    jn = put(S, r, jn, o + SUM, total)
+    jn = put(S, r, jn, o + POS, p)
+    jn = put(S, r, jn, o + COUNT, c + 1)
+    return jn
 
 
 @njit(cache=True)

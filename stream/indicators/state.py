@@ -1,7 +1,8 @@
 """Per-symbol state rows with an undo journal: the mechanism behind revisions and peek.
 
 Every state write goes through `put`, which records (slot, old value) in the row's journal
-region. Undoing the journal restores the row bit for bit, so a revised bar leaves state
+region. The journal length travels in a local (`jn`, returned by every step), stored
+once per bar. Undoing the journal restores the row bit for bit, so a revised bar leaves state
 exactly as if it had come first, and `peek` is "apply, read, undo". Each step writes a
 bounded number of slots, so both cost O(1) whatever the history.
 
@@ -15,14 +16,13 @@ JBASE = 1  # first journal pair
 
 
 @njit(cache=True, inline="always")
-def put(S, r, k, v):
-    """Write S[r, k] = v, journaling the old value."""
-    n = int(S[r, JLEN])
-    j = JBASE + 2 * n
+def put(S, r, jn, k, v):
+    """Write S[r, k] = v, journaling the old value as entry jn; returns jn + 1."""
+    j = JBASE + 2 * jn
     S[r, j] = k
     S[r, j + 1] = S[r, k]
-    S[r, JLEN] = n + 1
     S[r, k] = v
+    return jn + 1
 
 
 @njit(cache=True)

@@ -36,19 +36,19 @@ def zone_of(F, j, nlev, v):
 
 
 @njit(cache=True)
-def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state):
+def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
     o = P[j, R_OFF]
     v = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], 0.0)
     if v != v:
-        return e
+        return e, jn
     z = float(zone_of(F, j, P[j, R_NLEVELS], v))
     old = S[r, o + ZONE]
     bars = S[r, o + BARS]
     if old < 0.0 or z == old:
         if old < 0.0:
-            put(S, r, o + ZONE, z)
-        put(S, r, o + BARS, bars + 1.0)
-        return e
+            jn = put(S, r, jn, o + ZONE, z)
+        jn = put(S, r, jn, o + BARS, bars + 1.0)
+        return e, jn
     sl = slope(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX])
     for q in range(2):
         emit(EI, e, row, r, j, EXIT if q == 0 else ENTER, state)
@@ -60,6 +60,6 @@ def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state):
         EF[e, 5] = z
         EF[e, 6] = bars
         e += 1
-    put(S, r, o + ZONE, z)
-    put(S, r, o + BARS, 1.0)
-    return e
+    jn = put(S, r, jn, o + ZONE, z)
+    jn = put(S, r, jn, o + BARS, 1.0)
+    return e, jn

@@ -14,21 +14,21 @@ WRITES = 1
 
 
 @njit(cache=True)
-def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state):
+def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
     o = P[j, R_OFF]
     lowest = S[r, IP[P[j, R_AIDX], I_OFF] + PREV]  # as of the previous bar: N bars before this
     highest = S[r, IP[P[j, R_BIDX], I_OFF] + PREV]
     if lowest != lowest or highest != highest:
-        return e
+        return e, jn
     c = S[r, sb + CLOSE]
     s = -1.0 if c < lowest else (1.0 if c > highest else 0.0)
     if s == S[r, o + SIDE]:
-        return e
-    put(S, r, o + SIDE, s)
+        return e, jn
+    jn = put(S, r, jn, o + SIDE, s)
     if s == 0.0:
-        return e
+        return e, jn
     emit(EI, e, row, r, j, BREAK_BELOW if s < 0 else BREAK_ABOVE, state)
     EF[e, 0] = c
     EF[e, 1] = lowest
     EF[e, 2] = highest
-    return e + 1
+    return e + 1, jn

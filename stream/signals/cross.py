@@ -41,41 +41,41 @@ def write_values(S, r, sb, IP, P, F, j, EF, e, a, b):
 
 
 @njit(cache=True)
-def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, up_kind, down_kind):
+def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, up_kind, down_kind, jn):
     o = P[j, R_OFF]
     a = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], F[j, F_ACONST])
     b = value(S, r, sb, IP, P[j, R_BTYPE], P[j, R_BIDX], F[j, F_BCONST])
     d = a - b
     if d != d:
-        return e
+        return e, jn
     gap = F[j, F_GAP]
     s = 1.0 if d > gap else (-1.0 if d < -gap else 0.0)
     side = S[r, o + SIDE]
     if side == 0.0:
         if s != 0.0:
-            put(S, r, o + SIDE, s)
-        return e
+            jn = put(S, r, jn, o + SIDE, s)
+        return e, jn
     if s == 0.0 or s == side:
         if S[r, o + CAND] != 0.0:
-            put(S, r, o + CAND, 0.0)
-            put(S, r, o + COUNT, 0.0)
-        return e
+            jn = put(S, r, jn, o + CAND, 0.0)
+            jn = put(S, r, jn, o + COUNT, 0.0)
+        return e, jn
     n = S[r, o + COUNT] + 1.0 if S[r, o + CAND] == s else 1.0
     if n >= P[j, R_CONFIRM]:
-        put(S, r, o + SIDE, s)
-        put(S, r, o + CAND, 0.0)
-        put(S, r, o + COUNT, 0.0)
+        jn = put(S, r, jn, o + SIDE, s)
+        jn = put(S, r, jn, o + CAND, 0.0)
+        jn = put(S, r, jn, o + COUNT, 0.0)
         emit(EI, e, row, r, j, up_kind if s > 0 else down_kind, state)
         write_values(S, r, sb, IP, P, F, j, EF, e, a, b)
-        return e + 1
-    put(S, r, o + CAND, s)
-    put(S, r, o + COUNT, n)
-    return e
+        return e + 1, jn
+    jn = put(S, r, jn, o + CAND, s)
+    jn = put(S, r, jn, o + COUNT, n)
+    return e, jn
 
 
 @njit(cache=True)
-def step_rule(S, r, sb, IP, P, F, j, EI, EF, e, row, state):
+def step_rule(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
     """Dispatch for both rule types that share this logic."""
     if P[j, 0] == RULE_LEVEL:
-        return step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, BREAK_ABOVE, BREAK_BELOW)
-    return step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, CROSS_UP, CROSS_DOWN)
+        return step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, BREAK_ABOVE, BREAK_BELOW, jn)
+    return step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, CROSS_UP, CROSS_DOWN, jn)

@@ -8,7 +8,7 @@ import math
 
 from numba import njit
 
-from ..indicators.pivots import classify
+from ..indicators.pivots import classify, wrap
 from ..indicators.state import put
 from .common import (
     BEARISH,
@@ -30,18 +30,19 @@ from .common import (
 # the last pivot high, then the last pivot low: time (us), price, oscillator, bar index
 T, PRICE, OSC, IDX = range(4)
 HI, LO = 0, 4
-RINGS = 8  # then three rings of 2k+1: price, oscillator, time
+POS = 8  # ring slot of the newest bar
+RINGS = 9  # then three rings of 2k+1: price, oscillator, time
 
 
 def size(k: int) -> int:
     return RINGS + 3 * (2 * k + 1)
 
 
-WRITES = 7
+WRITES = 8
 
 
 @njit(cache=True)
-def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, t_us):
+def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, t_us, jn):
     o = P[j, R_OFF]
     k = P[j, R_PIVOTS]
     w = 2 * k + 1
@@ -49,13 +50,15 @@ def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, t_us):
     price = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], math.nan)
     osc = value(S, r, sb, IP, P[j, R_BTYPE], P[j, R_BIDX], math.nan)
     pr = o + RINGS
-    put(S, r, pr + c % w, price)
-    put(S, r, pr + w + c % w, osc)
-    put(S, r, pr + 2 * w + c % w, t_us)
-    kind = classify(S, r, pr, k, c)
+    s = wrap(int(S[r, o + POS]) + 1, w) if c else 0
+    jn = put(S, r, jn, o + POS, s)
+    jn = put(S, r, jn, pr + s, price)
+    jn = put(S, r, jn, pr + w + s, osc)
+    jn = put(S, r, jn, pr + 2 * w + s, t_us)
+    kind = classify(S, r, pr, k, s, c + 1)
     if kind == 0:
-        return e
-    slot = (c - k) % w
+        return e, jn
+    slot = wrap(s + k + 1, w)  # the bar k back: oldest + k
     p = S[r, pr + slot]
     q = S[r, pr + w + slot]
     b = o + (HI if kind > 0 else LO)
@@ -76,8 +79,8 @@ def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, t_us):
             EF[e, 7] = p
             EF[e, 8] = q
             e += 1
-    put(S, r, b + T, S[r, pr + 2 * w + slot])
-    put(S, r, b + PRICE, p)
-    put(S, r, b + OSC, q)
-    put(S, r, b + IDX, float(c - k))
-    return e
+    jn = put(S, r, jn, b + T, S[r, pr + 2 * w + slot])
+    jn = put(S, r, jn, b + PRICE, p)
+    jn = put(S, r, jn, b + OSC, q)
+    jn = put(S, r, jn, b + IDX, float(c - k))
+    return e, jn

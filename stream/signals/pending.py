@@ -69,7 +69,7 @@ def trigger(S, r, sb, IP, P, F, j, a, b):
 
 
 @njit(cache=True)
-def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state):
+def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
     o = P[j, R_OFF]
     a = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], F[j, F_ACONST])
     b = value(S, r, sb, IP, P[j, R_BTYPE], P[j, R_BIDX], F[j, F_BCONST])
@@ -83,10 +83,10 @@ def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state):
             direction = -1.0 if d > 0 else 1.0
     held = S[r, o + DIRECTION]
     if direction == held:
-        return e
-    put(S, r, o + DIRECTION, direction)
+        return e, jn
+    jn = put(S, r, jn, o + DIRECTION, direction)
     if direction == 0.0:
-        return e
+        return e, jn
     emit(EI, e, row, r, j, PENDING, state)
     EF[e, 0] = c
     EF[e, 1] = a
@@ -96,4 +96,4 @@ def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state):
     EF[e, 5] = x
     EF[e, 6] = x / c - 1.0
     EF[e, 7] = direction
-    return e + 1
+    return e + 1, jn
