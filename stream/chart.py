@@ -10,6 +10,8 @@ with the engine's own indicator steps, so a line and an event's value are the sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -22,7 +24,7 @@ from matplotlib.lines import Line2D
 from .bars import FINAL, BarBatch
 from .config import RuleSpec, Settings
 from .engine import Engine
-from .events import Event, rfc3339
+from .events import Event
 from .indicators import EMA, MAX, MIN, RSI, SMA
 from .signals.common import KINDS
 
@@ -39,9 +41,10 @@ def to_ns(text: str) -> int:
     return int(np.datetime64(text.rstrip("Z"), "ns").astype(np.int64))
 
 
-def _when(ns: int, timeframe: str) -> str:
-    s = rfc3339(ns)
-    return s[:10] if timeframe == "1Day" else s[:16].replace("T", " ")
+def label_time(ns: int, timeframe: str, tz: str = "UTC") -> str:
+    """A bar time for people: the date of daily bars, else date and time in `tz`."""
+    dt = datetime.fromtimestamp(ns / 1e9, ZoneInfo(tz))
+    return dt.strftime("%Y-%m-%d" if timeframe == "1Day" else "%Y-%m-%d %H:%M")
 
 
 @dataclass
@@ -58,10 +61,8 @@ class ChartData:
     i0: int  # first charted bar
     i1: int  # one past the last charted bar
     snapshot: dict | None = None  # the engine's state after the last bar
-
-    @property
-    def timeframe(self) -> str:
-        return self.settings.timeframe
+    timeframe: str = "1Day"  # the bars' (for labels; events carry the config's)
+    tz: str = "UTC"  # the zone times are shown in
 
     def x_of(self, ns: int) -> int:
         """The x (bar index) of a bar start time."""
@@ -131,19 +132,23 @@ def warmup(settings: Settings, lines: dict[str, np.ndarray]) -> tuple[int, str]:
 
 
 def prepare(batch: BarBatch, symbol: str, settings: Settings, start: int | None = None,
-            end: int | None = None) -> ChartData:
+            end: int | None = None, timeframe: str | None = None, tz: str = "UTC") -> ChartData:
     """Run the engine over `batch` for `symbol`; keep what lies in [start, end).
 
     Bars before `start` warm the indicators up; without `start` the chart begins at the
     first bar where every indicator has a value. Raises ChartError (one line) when the
     symbol is absent, the range is empty or starts before warm-up completes."""
-    tf = settings.timeframe
+    tf = timeframe or settings.timeframe
+
+    def when(ns: int) -> str:
+        return label_time(ns, tf, tz)
+
     if symbol not in batch.symbols:
         have = ", ".join(sorted(batch.symbols)) or "none"
         raise ChartError(f"symbol {symbol!r} is not in the data (symbols: {have})")
     sid = batch.symbols.index(symbol)
     t_all, _ = _final_bars(batch, sid)
-    span = f"{_when(int(t_all[0]), tf)}..{_when(int(t_all[-1]), tf)}" if len(t_all) else "no final bars"
+    span = f"{when(int(t_all[0]))}..{when(int(t_all[-1]))}" if len(t_all) else "no final bars"
     t, bars = t_all, _
     if end is not None:
         cut = int(np.searchsorted(t, end))
@@ -151,18 +156,18 @@ def prepare(batch: BarBatch, symbol: str, settings: Settings, start: int | None 
     i1 = len(t)
     i0 = int(np.searchsorted(t, start)) if start is not None else 0
     if i0 >= i1:
-        lo = _when(start, tf) if start is not None else "the start"
-        hi = _when(end, tf) if end is not None else "the end"
-        raise ChartError(f"no {symbol} bars from {lo} to before {hi} (the data has {span})")
+        lo = when(start) if start is not None else ""
+        rng = f"from {lo} on" if end is None else f"in {lo}..{when(end)} (end excluded)"
+        raise ChartError(f"no {symbol} bars {rng} (the data has {span})")
     lines = indicator_lines(settings, bars)
     need, slowest = warmup(settings, lines)
     if start is not None and i0 + 1 < need:
-        first = f"; the first bar with every value is {_when(int(t[need - 1]), tf)}" if need <= i1 else ""
+        first = f"; the first bar with every value is {when(int(t[need - 1]))}" if need <= i1 else ""
         raise ChartError(f"{symbol}: the range starts before warm-up completes: {slowest} needs {need} bars,"
-                         f" {i0 + 1} available up to {_when(int(t[i0]), tf)}{first}")
+                         f" {i0 + 1} available up to {when(int(t[i0]))}{first}")
     if need > i1:
         raise ChartError(f"{symbol}: the range ends before warm-up completes: {slowest} needs {need} bars,"
-                         f" {i1} available up to {_when(int(t[-1]), tf)}")
+                         f" {i1} available up to {when(int(t[-1]))}")
     i0 = max(i0, need - 1)
 
     # the engine sees every row of the symbol: forming snapshots and revisions included
@@ -177,7 +182,7 @@ def prepare(batch: BarBatch, symbol: str, settings: Settings, start: int | None 
     lo = int(t[i0])
     kept = [e for e in events if lo <= to_ns(e.time) and (end is None or to_ns(e.time) < end)]
     return ChartData(symbol, settings, t, bars, lines, channel_lines(settings, bars), kept, i0, i1,
-                     engine.snapshot(symbol))
+                     engine.snapshot(symbol), tf, tz)
 
 
 # ---- drawing ------------------------------------------------------------------------------
@@ -434,7 +439,7 @@ def _figure(width: int, height: int, panes: list[str], top_px: int) -> tuple[Fig
 
 
 def draw(data: ChartData, width: int = 1600, height: int = 900, volume: bool = False,
-         style: str = "auto", tz: str = "UTC") -> Chart:
+         style: str = "auto") -> Chart:
     """The chart of `data` as a Figure of width x height pixels (nothing is displayed).
 
     style: "candles", "line" (the close) or "auto" (candles while they are >= 2.5 px wide)."""
@@ -546,14 +551,14 @@ def draw(data: ChartData, width: int = 1600, height: int = 900, volume: bool = F
         if gid.startswith("event:") and isinstance(a, Line2D) and len(a.get_xdata()):
             xmax = max(xmax, int(np.nanmax(np.asarray(a.get_xdata(), dtype=float))))
     price.set_xlim(i0 - 1, xmax + 1.5)
-    ticks, labels = _ticks(data.t[vis], i0, tz, max(3, (width - 100) // 105), data.timeframe)
+    ticks, labels = _ticks(data.t[vis], i0, data.tz, max(3, (width - 100) // 105), data.timeframe)
     axes[panes[-1]].set_xticks(ticks, labels)
 
-    _header(fig, chart, data, width, height, n, tz)
+    _header(fig, chart, data, width, height, n)
     return chart
 
 
-def _header(fig: Figure, chart: Chart, data: ChartData, width: int, height: int, n: int, tz: str) -> None:
+def _header(fig: Figure, chart: Chart, data: ChartData, width: int, height: int, n: int) -> None:
     """Title line, then one legend for all panes; the panes shrink to make room for it."""
     handles, labels, seen = [], [], set()
     for art in chart.artists.values():  # in drawing order: bars, lines, levels, then events
@@ -563,12 +568,12 @@ def _header(fig: Figure, chart: Chart, data: ChartData, width: int, height: int,
             handles.append(art)
             labels.append(lab)
     tf = data.timeframe
-    first, last = _when(int(data.t[data.i0]), tf), _when(int(data.t[data.i1 - 1]), tf)
+    first, last = (label_time(int(data.t[i]), tf, data.tz) for i in (data.i0, data.i1 - 1))
     sym = fig.text(20 / width, 1 - 10 / height, data.symbol, fontsize=15, fontweight="bold", color=INK,
                    va="top")
     r = fig.canvas.get_renderer()
     x = sym.get_window_extent(r).x1 + 12
-    zone = "" if tz == "UTC" else f"  ·  times in {tz}"
+    zone = "" if tf == "1Day" else f"  ·  times in {data.tz}"
     fig.text(x / width, 1 - 13 / height, f"{tf}  ·  {first} → {last}  ·  {n} bars  ·  "
              f"{len(latest(data.events))} signals{zone}", fontsize=10.5, color=MUTED, va="top")
     fig.text(1 - 62 / width, 1 - 14 / height, f"barwatch · {data.settings.path.rsplit('/', 1)[-1]}",
