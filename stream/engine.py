@@ -66,7 +66,7 @@ LAST_T, FORM_T, MASKS = 0, 1, 2
 STAT_REJECTED, STAT_REVISED, STAT_BARS, STAT_FORMING = range(4)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _apply(S, I, r, sb, row, t_us, o_, h_, l_, c_, v_, IP, RP, RF, EI, EF, e, state, en):
     """One bar through every indicator and rule of symbol r; returns the event count."""
     jn = int(S[r, JLEN])
@@ -110,7 +110,7 @@ def _apply(S, I, r, sb, row, t_us, o_, h_, l_, c_, v_, IP, RP, RF, EI, EF, e, st
     return e
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
     """Compare the events of [e0, e) with the masks at I[r, old:]: retract what no longer
     fires, drop (if `drop`) what was already said, store the new masks at I[r, store:]."""
@@ -127,7 +127,8 @@ def _reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
         while gone:
             if gone & (1 << k):
                 emit(EI, end, row, r, j, k, rstate)
-                EF[end, :] = math.nan
+                for c in range(V_WIDTH):
+                    EF[end, c] = math.nan
                 end += 1
                 gone &= ~(1 << k)
             k += 1
@@ -136,15 +137,17 @@ def _reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
         if drop and q < e and I[r, old + EI[q, E_RULE]] & (1 << EI[q, E_KIND]):
             continue
         if w != q:
-            EI[w, :] = EI[q, :]
-            EF[w, :] = EF[q, :]
+            for c in range(E_WIDTH):
+                EI[w, c] = EI[q, c]
+            for c in range(V_WIDTH):
+                EF[w, c] = EF[q, c]
         w += 1
     for j in range(nr):
         I[r, store + j] = I[r, tmp + j]
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run(sym, t, op, hi, lo, cl, vo, kind, start, S, I, IP, RP, RF, sb, EI, EF, maxev, stats):
     """Step rows start.. of a batch; returns (next row, event count). Stops early, to be
     called again, when the event arrays could overflow."""

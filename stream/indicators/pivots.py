@@ -19,13 +19,13 @@ def size(k: int) -> int:
 WRITES = 3
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def wrap(slot, w):
     """slot modulo w for 0 <= slot < 2w, without an integer division."""
     return slot - w if slot >= w else slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def classify(S, r, ring, k, newest, count):
     """Pivot type of the input k back, given a ring of 2k+1 inputs whose newest is at slot
     `newest` and `count` inputs seen: +1 high, -1 low, 0 neither (or not enough inputs)."""
@@ -53,7 +53,7 @@ def classify(S, r, ring, k, newest, count):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step(S, r, o, k, x, jn):
     """Add input x; returns (pivot type of the input k back: +1, -1 or 0; journal length)."""
     c = int(S[r, o + COUNT])

@@ -20,7 +20,7 @@ def size(n: int) -> int:
 WRITES = 6
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _ratio(g, lo):
     t = g + lo
     if -1e-8 < t < 1e-8:  # TA_IS_ZERO
@@ -28,7 +28,7 @@ def _ratio(g, lo):
     return 100.0 * (g / t)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step(S, r, o, n, x, jn):
     """Add input x (journal length jn); returns the new journal length."""
     c = int(S[r, o + COUNT])
@@ -55,7 +55,7 @@ def step(S, r, o, n, x, jn):
     return jn
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def trigger(S, r, o, n, level):
     """The next input at which RSI would land exactly on `level` (NaN if not ready)."""
     if S[r, o + COUNT] <= n or not 0.0 < level < 100.0:

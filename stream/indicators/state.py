@@ -15,7 +15,7 @@ JLEN = 0  # slot of the journal length
 JBASE = 1  # first journal pair
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def put(S, r, jn, k, v):
     """Write S[r, k] = v, journaling the old value as entry jn; returns jn + 1."""
     j = JBASE + 2 * jn
@@ -25,7 +25,7 @@ def put(S, r, jn, k, v):
     return jn + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def undo(S, r, mark):
     """Roll row r back to journal length `mark` (newest write first)."""
     n = int(S[r, JLEN])
@@ -36,7 +36,7 @@ def undo(S, r, mark):
     S[r, JLEN] = mark
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def forget(S, r):
     """Start a new journal (the previous bar can no longer be revised)."""
     S[r, JLEN] = 0

@@ -25,7 +25,7 @@ SIZE = 2
 WRITES = 2
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def zone_of(F, j, nlev, v):
     """Index of the zone holding v: the number of levels at or below it."""
     z = 0
@@ -35,7 +35,7 @@ def zone_of(F, j, nlev, v):
     return z
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
     o = P[j, R_OFF]
     v = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], 0.0)

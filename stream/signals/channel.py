@@ -13,7 +13,7 @@ SIZE = 1
 WRITES = 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
     o = P[j, R_OFF]
     lowest = S[r, IP[P[j, R_AIDX], I_OFF] + PREV]  # as of the previous bar: N bars before this

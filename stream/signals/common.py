@@ -52,7 +52,7 @@ E_WIDTH = 5
 V_WIDTH = 10
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def value(S, r, sb, IP, typ, idx, const):
     """Current value of a series: an indicator's output, a bar field, or a constant."""
     if typ == SER_IND:
@@ -62,7 +62,7 @@ def value(S, r, sb, IP, typ, idx, const):
     return const
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _sign(d):
     if d > 0:
         return 1.0
@@ -73,7 +73,7 @@ def _sign(d):
     return math.nan
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def slope(S, r, sb, IP, typ, idx):
     """Sign of the series' last change: +1 rising, -1 falling, 0 flat, NaN unknown."""
     if typ == SER_IND:
@@ -84,7 +84,7 @@ def slope(S, r, sb, IP, typ, idx):
     return 0.0 if typ == SER_CONST else math.nan
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def emit(EI, e, row, r, rule, kind, state):
     """Write event record e (its values are written by the rule)."""
     EI[e, E_ROW] = row

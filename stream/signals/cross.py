@@ -31,7 +31,7 @@ SIZE = 3
 WRITES = 3
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def write_values(S, r, sb, IP, P, F, j, EF, e, a, b):
     EF[e, 0] = S[r, sb + CLOSE]
     EF[e, 1] = a
@@ -40,7 +40,7 @@ def write_values(S, r, sb, IP, P, F, j, EF, e, a, b):
     EF[e, 4] = slope(S, r, sb, IP, P[j, R_BTYPE], P[j, R_BIDX])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, up_kind, down_kind, jn):
     o = P[j, R_OFF]
     a = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], F[j, F_ACONST])
@@ -73,7 +73,7 @@ def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, up_kind, down_kind, jn):
     return e, jn
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step_rule(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
     """Dispatch for both rule types that share this logic."""
     if P[j, 0] == RULE_LEVEL:

@@ -41,7 +41,7 @@ def size(k: int) -> int:
 WRITES = 8
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, t_us, jn):
     o = P[j, R_OFF]
     k = P[j, R_PIVOTS]

@@ -40,7 +40,7 @@ SIZE = 1
 WRITES = 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def affine(S, r, IP, typ, idx, const):
     """(alpha, beta) with next value = alpha + beta * next close; NaN if not affine/ready."""
     if typ == SER_CONST:
@@ -55,7 +55,7 @@ def affine(S, r, IP, typ, idx, const):
     return math.nan, math.nan
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def trigger(S, r, sb, IP, P, F, j, a, b):
     """The next close that puts a exactly on b (NaN when there is none)."""
     at, ai = P[j, R_ATYPE], P[j, R_AIDX]
@@ -68,7 +68,7 @@ def trigger(S, r, sb, IP, P, F, j, a, b):
     return (ab - aa) / (ba - bb)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
     o = P[j, R_OFF]
     a = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], F[j, F_ACONST])
