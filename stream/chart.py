@@ -270,8 +270,9 @@ def _ticks(t: np.ndarray, x0: int, tz: str, most: int, timeframe: str) -> tuple[
         (day, lambda i: f"{MONTHS[mo[i] - 1]} {d[i]}"),
     ]
     if timeframe != "1Day":
-        levels += [(day * 24 + hh, lambda i: f"{hh[i]:02d}:00"),
-                   (day * 96 + hh * 4 + mm // 15, lambda i: f"{hh[i]:02d}:{mm[i]:02d}")]
+        minutes = (day * 24 + hh) * 60 + mm
+        for step in (360, 180, 120, 60, 30, 15, 5, 1):  # minutes; boundaries in the day's clock
+            levels.append((minutes // step, lambda i: f"{hh[i]:02d}:{mm[i]:02d}"))
     best: tuple[list[int], list[str]] = ([x0], [levels[0][1](0)])
     for key, fmt in levels:
         at = np.flatnonzero(np.diff(key)) + 1
@@ -279,12 +280,14 @@ def _ticks(t: np.ndarray, x0: int, tz: str, most: int, timeframe: str) -> tuple[
             break
         if len(at) >= 2 or len(best[0]) < 2:
             best = ([int(i) + x0 for i in at], [fmt(int(i)) for i in at])
+    ticks, labels = best
     if timeframe != "1Day":  # name the day at the first tick of each day
-        labels = best[1]
-        for k, i in enumerate(np.array(best[0]) - x0):
-            if ":" in labels[k] and (k == 0 or day[i] != day[best[0][k - 1] - x0]):
+        for k, i in enumerate(np.array(ticks) - x0):
+            if ":" in labels[k] and (k == 0 or day[i] != day[ticks[k - 1] - x0]):
                 labels[k] = f"{MONTHS[mo[i] - 1]} {d[i]}\n{labels[k]}"
-    return best
+    gap = 0.45 * len(t) / max(most, 1)  # irregular boundaries (a session's 09:30) can crowd
+    kept = [k for k in range(len(ticks)) if k == 0 or ticks[k] - ticks[k - 1] >= gap]
+    return [ticks[k] for k in kept], [labels[k] for k in kept]
 
 
 class _Drawer:

@@ -13,6 +13,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_replay
 
     cli_replay.add_parser(sub)
+    from . import cli_chart
+
+    cli_chart.add_parser(sub)
     return p
 
 
