@@ -193,7 +193,9 @@ UP, DOWN = "#1a9641", "#d7191c"
 BREAK_UP, BREAK_DOWN = "#00838f", "#ef6c00"
 RETRACTED = "#a8a8a8"
 MA_COLOURS = {10: "#e53935", 50: "#1e63d6", 200: "#212121"}
-PALETTE = ["#ff9800", "#8e24aa", "#00897b", "#6d4c41", "#ec407a", "#7cb342", "#546e7a"]
+PALETTE = ["#8e24aa", "#6d4c41", "#c2185b", "#0097a7", "#f9a825", "#546e7a"]
+LEVEL = "#37474f"
+CROSS_MARKERS = [("^", "v"), ("P", "X"), (">", "<"), ("*", "h")]  # a shape pair per cross rule
 OSC_COLOURS = ["#7e57c2", "#00897b", "#6d4c41"]
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -326,13 +328,15 @@ class _Drawer:
     def cross(self, r: RuleSpec, kind: str, state: str, x, evs: list[Event], gid: str) -> None:
         a = r.params["a"]
         up = kind == "cross_up"
-        self.points(self.pane_of(a), gid, x, [e.values[a] for e in evs], "^" if up else "v", 10,
+        same = [q.name for q in self.data.settings.rules.values() if q.type == "cross"]
+        marks = CROSS_MARKERS[same.index(r.name) % len(CROSS_MARKERS)]
+        self.points(self.pane_of(a), gid, x, [e.values[a] for e in evs], marks[0 if up else 1], 10,
                     state, UP if up else DOWN, f"{r.name}: {'up' if up else 'down'}")
 
     def level(self, r: RuleSpec, kind: str, state: str, x, evs: list[Event], gid: str) -> None:
         s = r.params["series"]
         up = kind == "break_above"
-        self.points(self.pane_of(s), gid, x, [e.values[s] for e in evs], "D", 5.5, state,
+        self.points(self.pane_of(s), gid, x, [e.values[s] for e in evs], "s", 5.5, state,
                     BREAK_UP if up else BREAK_DOWN, f"{r.name}: {kind.replace('_', ' ')}")
 
     def channel(self, r: RuleSpec, kind: str, state: str, x, evs: list[Event], gid: str) -> None:
@@ -541,7 +545,7 @@ def draw(data: ChartData, width: int = 1600, height: int = 900, volume: bool = F
             ax.set_yticks(sorted(set(ax.get_yticks()) | set(lv)))
         else:
             y = float(r.params["level"])
-            d.add(f"level:{r.name}", ax.axhline(y, color=BREAK_DOWN, linewidth=1.2, zorder=1,
+            d.add(f"level:{r.name}", ax.axhline(y, color=LEVEL, linewidth=1.1, zorder=1, linestyle="-.",
                                                 label=f"{r.name}: {r.params['series']} {y:g}"))
     if "osc" in axes:
         axes["osc"].set_ylim(0, 100)

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 
 from stream.bars import FINAL, FORMING, BarBatch
 from stream.chart import RETRACTED, ChartError, draw, prepare, to_ns
-from stream.config import load_config
+from stream.config import load_config, parse_config
 from stream.engine import Engine
 
 DATA = Path(__file__).resolve().parent.parent / "stream" / "data" / "stocks_AAPL_FB_GOOG_IBM_MSFT_2000-2013.csv.gz"
@@ -74,6 +74,10 @@ def _expected(events, settings, t: np.ndarray) -> Counter:
         elif r.type == "bands":  # exit: on the level the zone was left through
             zf, zt = p["zones"].index(e.values["from"]), p["zones"].index(e.values["to"])
             add(e, osc, x(e.time), p["levels"][zf] if zt > zf else p["levels"][zf - 1])
+        elif r.type == "level":
+            s = p["series"]
+            add(e, "osc" if settings.indicators.get(s) and settings.indicators[s].type == "rsi" else "price",
+                x(e.time), e.values[s])
         elif r.type == "divergence":
             o = p["oscillator"]
             for n in ("1", "2"):
@@ -209,6 +213,79 @@ def test_provisional_and_retracted_are_styled_apart(aapl_batch, settings):
         if gid.startswith("event:") and gid.endswith(("price", "osc")):
             ls = {"confirmed": "-", "provisional": "--", "retracted": ":"}[gid.split(":")[3]]
             assert art.get_linestyle() == ls
+
+
+def test_revised_bars_are_drawn_as_revised(aapl_batch, settings):
+    """A final bar sent twice (a wrong close, then the right one) is one bar, its second
+    version: lines as if the wrong one never came, its signals retracted."""
+    n = len(aapl_batch)
+    idx = np.arange(n - 300, n)
+    twice = idx[::7]
+    rows = np.sort(np.r_[idx, twice], kind="stable")  # each of these bars appears twice in a row
+    b = _rows(aapl_batch, rows)
+    first = np.r_[False, rows[1:] == rows[:-1]]  # the second copy is the revision...
+    wrong = np.r_[first[1:], False]  # ...so the first copy gets the wrong close
+    b.close[wrong] = b.close[wrong] * 1.08
+    b.high[wrong] = np.maximum(b.high[wrong], b.close[wrong])
+    d = prepare(b, "AAPL", settings)
+    plain = prepare(_rows(aapl_batch, idx), "AAPL", settings)
+    np.testing.assert_array_equal(d.t, plain.t)
+    for name in settings.indicators:
+        np.testing.assert_array_equal(d.lines[name], plain.lines[name])
+    states = Counter(e.state for e in _last_words(d.events))
+    assert states["retracted"] > 0
+    ch = draw(d, 1000, 600)
+    assert _drawn(ch) == _expected(d.events, settings, d.t)
+    words = _last_words(d.events)
+    assert {e.id for e in words if e.state == "confirmed"} == {e.id for e in plain.events}
+    assert not {e.id for e in words if e.state == "retracted"} & {e.id for e in plain.events}
+
+
+def test_other_symbols_in_the_data_change_nothing(chart, daily, settings):
+    d = prepare(BarBatch.from_polars(daily), "AAPL", settings, START, END)
+    assert d.events == chart.data.events
+    np.testing.assert_array_equal(d.t, chart.data.t)
+
+
+EXTRA = """
+[indicators.ema20]
+type = "ema"
+period = 20
+
+[rules.rsi_40_support]
+type = "level"
+series = "rsi14"
+level = 40
+
+[rules.close_500]
+type = "level"
+series = "close"
+level = 500
+
+[rules.close_ema]
+type = "cross"
+a = "close"
+b = "ema20"
+"""
+
+
+def test_level_rules_and_other_mas(aapl_batch):
+    root = Path(__file__).resolve().parent.parent
+    settings = parse_config((root / "config.toml").read_text() + EXTRA, "extra.toml")
+    ch = draw(prepare(aapl_batch, "AAPL", settings, START, END), 1400, 800)
+    d = ch.data
+    assert ch.artists["level:rsi_40_support"].axes is ch.axes["osc"]
+    assert list(ch.artists["level:rsi_40_support"].get_ydata()) == [40, 40]
+    assert ch.artists["level:close_500"].axes is ch.axes["price"]
+    assert list(ch.artists["level:close_500"].get_ydata()) == [500, 500]
+    ema = ch.artists["line:ema20"]
+    assert ema.get_color() not in (ch.artists["line:sma10"].get_color(), ch.artists["line:sma50"].get_color())
+    rules = Counter(e.rule for e in d.events)
+    assert rules["rsi_40_support"] > 5 and rules["close_500"] > 0 and rules["close_ema"] > 5
+    assert _drawn(ch) == _expected(d.events, settings, d.t)
+    for e in d.events:
+        if e.rule == "close_ema":
+            assert d.lines["ema20"][d.x_of(to_ns(e.time))] == e.values["ema20"]
 
 
 def test_png_has_the_asked_size(chart, tmp_path):
