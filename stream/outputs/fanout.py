@@ -14,6 +14,7 @@ import collections
 import hmac
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +28,7 @@ from .jsonl import split_lines
 
 TRY_AGAIN_LATER = 1013  # the close code for a client that fell too far behind
 PARAMS = ("symbols", "rules", "since", "token")
+SNDBUF = 128 * 1024  # the kernel's share of a client's backlog: bounded, so the queue bound holds
 
 
 class ServeError(Exception):
@@ -229,6 +231,9 @@ class FanOut:
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
         want = parse_query(ws.request.path)
         backlog: list[bytes] = []
         if want.since is not None:  # taken in the same step as joining: no gap, no repeat

@@ -226,7 +226,7 @@ def _footer(stats: Stats) -> str:
              f"{stats.events:,} events", f"lag {stats.lag_s:.2f}s" if stats.lag_s is not None else "",
              f"{stats.clients} fan-out clients" if stats.clients is not None else "",
              f"{stats.skipped:,} skipped rows" if stats.skipped else ""]
-    return " · ".join(p for p in parts if p)
+    return " · ".join(p.replace(" ", "\u00a0") for p in parts if p)  # wrap between items only
 
 
 class LiveTable:
