@@ -147,9 +147,8 @@ def prepare(batch: BarBatch, symbol: str, settings: Settings, start: int | None 
         have = ", ".join(sorted(batch.symbols)) or "none"
         raise ChartError(f"symbol {symbol!r} is not in the data (symbols: {have})")
     sid = batch.symbols.index(symbol)
-    t_all, _ = _final_bars(batch, sid)
-    span = f"{when(int(t_all[0]))}..{when(int(t_all[-1]))}" if len(t_all) else "no final bars"
-    t, bars = t_all, _
+    t, bars = _final_bars(batch, sid)
+    span = f"{when(int(t[0]))}..{when(int(t[-1]))}" if len(t) else "no final bars"
     if end is not None:
         cut = int(np.searchsorted(t, end))
         t, bars = t[:cut], {f: c[:cut] for f, c in bars.items()}
@@ -415,8 +414,13 @@ class _Drawer:
                 order[g[0][0]], KINDS.index(g[0][1]), states[g[0][2]])):
             r = self.data.settings.rules[rule]
             x = np.array([self.data.x_of(to_ns(e.time)) for e in evs], dtype=np.float64)
-            draw_rule = getattr(self, r.type)
+            draw_rule = getattr(self, r.type, self.other)
             draw_rule(r, kind, state, x, evs, f"event:{rule}:{kind}:{state}")
+
+    def other(self, r: RuleSpec, kind: str, state: str, x, evs: list[Event], gid: str) -> None:
+        """A rule type this chart has no picture for yet: a dot at the close, still one per event."""
+        self.points("price", gid, x, [e.values["close"] for e in evs], "o", 6, state, MUTED,
+                    f"{r.name}: {kind.replace('_', ' ')}")
 
 
 def _figure(width: int, height: int, panes: list[str], top_px: int) -> tuple[Figure, dict[str, Axes]]:
@@ -465,7 +469,7 @@ def draw(data: ChartData, width: int = 1600, height: int = 900, volume: bool = F
     panes = ["price"] + (["volume"] if volume or "volume" in panes_used else []) + (
         ["osc"] if "osc" in panes_used else [])
 
-    # the header holds the title and one legend for every pane; size it before laying out
+    # panes first; _header then lowers their top under the title and the legend
     fig, axes = _figure(width, height, panes, 40)
     chart = Chart(fig, axes, data=data)
     per_bar = (width - 90) / max(n, 1)
@@ -542,7 +546,8 @@ def draw(data: ChartData, width: int = 1600, height: int = 900, volume: bool = F
                                                          linestyle="--" if outer else ":"))
             if len(lv) >= 2:
                 ax.axhspan(lv[0], lv[-1], color="#7e57c2", alpha=0.05, zorder=0, linewidth=0)
-            ax.set_yticks(sorted(set(ax.get_yticks()) | set(lv)))
+            if pane == "osc":
+                ax.set_yticks(sorted({0.0, 100.0} | set(lv)))
         else:
             y = float(r.params["level"])
             d.add(f"level:{r.name}", ax.axhline(y, color=LEVEL, linewidth=1.1, zorder=1, linestyle="-.",
