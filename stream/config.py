@@ -86,6 +86,9 @@ class AlpacaSettings:
     stream_url: str | None = None  # None: Alpaca's own for the feed
     data_url: str | None = None
     stall_seconds: float = 30.0
+    symbols: tuple[str, ...] = ()  # `barwatch live` watches these when --symbols is not given
+    cache_dir: str | None = None  # Parquet files (`barwatch fetch` output) used for warm start
+    backoff_seconds: float = 1.0  # first reconnect delay; doubles up to 30 s
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,19 @@ class _Where:
                 if re.match(r"^\s*" + re.escape(key) + r"\s*=", line):
                     return f"{self.path}:{i + 1}"
         return self.path
+
+
+def _symbols(fail, v: list) -> list[str]:
+    """[alpaca] symbols: a list of non-empty strings."""
+    if not all(isinstance(x, str) and x.strip() for x in v):
+        raise fail("alpaca", "symbols", "must be a list of symbol strings")
+    return [x.strip() for x in v]
+
+
+def _positive(fail, key: str, v: float) -> float:
+    if v <= 0:
+        raise fail("alpaca", key, f"must be > 0, got {v}")
+    return v
 
 
 def load_config(path: str | Path | None = None) -> Settings:
@@ -262,7 +278,8 @@ def parse_config(text: str, path: str = "<config>") -> Settings:
         rules[name] = RuleSpec(name, kind, params, tuple(symbols))
 
     al = doc.get("alpaca", {})
-    check_keys("alpaca", al, {"feed", "stream_url", "data_url", "stall_seconds"})
+    check_keys("alpaca", al, {"feed", "stream_url", "data_url", "stall_seconds", "symbols", "cache_dir",
+                              "backoff_seconds"})
     feed = typed("alpaca", al, "feed", (str,), "iex", False)
     if feed not in FEEDS:
         raise fail("alpaca", "feed", f"must be one of {', '.join(FEEDS)}, got {feed!r}")
@@ -274,6 +291,10 @@ def parse_config(text: str, path: str = "<config>") -> Settings:
         stream_url=typed("alpaca", al, "stream_url", (str,), None, False),
         data_url=typed("alpaca", al, "data_url", (str,), None, False),
         stall_seconds=float(stall),
+        symbols=tuple(_symbols(fail, typed("alpaca", al, "symbols", (list,), [], False))),
+        cache_dir=typed("alpaca", al, "cache_dir", (str,), None, False),
+        backoff_seconds=float(_positive(fail, "backoff_seconds",
+                                        typed("alpaca", al, "backoff_seconds", _NUM, 1.0, False))),
     )
     sv = doc.get("serve", {})
     check_keys("serve", sv, {"queue", "history"})

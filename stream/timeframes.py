@@ -61,6 +61,18 @@ def _bounds(day: int) -> tuple[int, int, int]:
     return b
 
 
+def ny_midnight(t: int) -> int:
+    """Midnight New York (ns UTC) of the New York date holding t."""
+    m = _bounds(t // DAY)[0]
+    return m if m <= t else _bounds(t // DAY - 1)[0]
+
+
+def next_ny_midnight(t: int) -> int:
+    """The first midnight New York strictly after t."""
+    m = _bounds(t // DAY)[0]
+    return m if m > t else _bounds(t // DAY + 1)[0]
+
+
 def bucket_of(t: int, timeframe: str, session: bool = True) -> tuple[int, int]:
     """(label, end) of the bucket holding the minute starting at t; (OUTSIDE, 0) if none."""
     if timeframe == "1Min":
@@ -274,6 +286,13 @@ class Aggregator:
         out_f = np.empty((ns, 7), dtype=np.float64)
         k = _close(self.I, self.F, ns, cutoff, out_i, out_f)
         return self._batch(k, out_i, out_f, late)
+
+    def settle(self, symbols: list[str]) -> None:
+        """Mark the symbols' open buckets as closed without a bar (history replaced them)."""
+        for s in symbols:
+            r = self.index.get(s)
+            if r is not None:
+                self.I[r, FINAL_SENT] = 1
 
     def open_until(self) -> int | None:
         """The earliest end among buckets still open (None if all are closed)."""

@@ -25,6 +25,7 @@ import asyncio
 import base64
 import bisect
 import contextlib
+import functools
 import gzip
 import json
 import math
@@ -79,12 +80,14 @@ def parse_time(s: str) -> int:
     return int(d.timestamp() * 1_000_000) * 1000
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _day_label(t: int) -> int:
     """Midnight New York of the day holding t (Alpaca's daily bar time)."""
     d = datetime.fromtimestamp(t / 1e9, NY).date()
     return int(datetime(d.year, d.month, d.day, tzinfo=NY).timestamp()) * 1_000_000_000
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _in_session(t: int) -> bool:
     d = datetime.fromtimestamp(t / 1e9, NY)
     m = d.hour * 60 + d.minute
@@ -130,6 +133,7 @@ class FakeAlpaca:
         self.by_minute: dict[int, list[str]] = defaultdict(list)
         for (s, t) in self.rows:
             self.by_minute[t].append(s)
+        self._days: dict[str, dict] = {}  # running daily bars
         self.pos = 0  # next minute to publish
         self.clock = self.minutes[0] if self.minutes else 0  # REST serves bars ending <= clock
         self.conns: list[_Conn] = []
@@ -370,14 +374,14 @@ class FakeAlpaca:
     def _daily(self, symbol: str, t: int) -> dict:
         """The day's bar so far (regular session) for dailyBars subscribers."""
         day = _day_label(t)
-        times = self.times[symbol]
-        rows = [self.rows[(symbol, x)] for x in times[: bisect.bisect_right(times, t)]
-                if _day_label(x) == day and _in_session(x)]
-        if not rows:
-            rows = [self.rows[(symbol, t)]]
-        return {"S": symbol, "o": rows[0]["o"], "h": max(r["h"] for r in rows),
-                "l": min(r["l"] for r in rows), "c": rows[-1]["c"], "v": sum(r["v"] for r in rows),
-                "t": day, "n": None, "vw": None}
+        r = self.rows[(symbol, t)]
+        d = self._days.get(symbol)
+        if d is None or d["t"] != day:
+            d = self._days[symbol] = {"S": symbol, "o": r["o"], "h": r["h"], "l": r["l"], "c": r["c"],
+                                      "v": 0.0, "t": day, "n": None, "vw": None}
+        if _in_session(t):
+            d.update(h=max(d["h"], r["h"]), l=min(d["l"], r["l"]), c=r["c"], v=d["v"] + r["v"])
+        return dict(d)
 
     # ---- REST -----------------------------------------------------------------------------------
     def _bars(self, symbol: str, timeframe: str, start: int, end: int) -> list[dict]:
