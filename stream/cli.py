@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_chart
 
     cli_chart.add_parser(sub)
+    from . import cli_live
+
+    cli_live.add_parser(sub)
     return p
 
 
