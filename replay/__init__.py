@@ -1,0 +1,1 @@
+"""Reading and writing sessions: bar files in time order (store) and replay pacing (clock)."""

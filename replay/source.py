@@ -1,0 +1,262 @@
+"""One input file: its format, which columns are which, and its rows as numpy chunks in file order.
+
+Parquet and Arrow IPC files are read through polars lazy scans one row range at a time
+(slices are pushed down to the reader, Parquet ranges follow row groups); CSV files (also
+.gz) through polars' streaming engine (`collect_batches`), as they have no random access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .columns import PRICES, ColumnError, Columns, TimeParser, resolve, symbol_from_name
+from .validate import NO_TIME
+
+
+class BadData(Exception):
+    """Bad input data; str() is one line: "<file>: row <n>: <fault>" (or "line <n>" for CSV)."""
+
+    def __init__(
+        self, file: str, message: str, row: int | None = None, unit: str = "row", fault: str = ""
+    ) -> None:
+        self.file = file
+        self.row = row
+        self.unit = unit
+        self.fault = fault or message
+        where = f"{file}: {unit} {row}: " if row is not None else f"{file}: "
+        super().__init__(where + " ".join(str(message).split()))
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (polars' messages run to several)."""
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def is_reader_error(e: BaseException) -> bool:
+    """Errors polars or pyarrow raise on a bad file (a Rust panic is a BaseException)."""
+    errors = (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError)
+    return isinstance(e, errors) or type(e).__name__ == "PanicException"
+
+
+def detect(path: Path) -> str:
+    """The file's format ("parquet", "ipc", "csv") from its name, else from its first bytes."""
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq", ".parq")):
+        return "parquet"
+    if name.endswith((".arrow", ".feather", ".ipc")):
+        return "ipc"
+    if name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
+        return "csv"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"ARROW1"):
+        return "ipc"
+    if head.startswith(b"\x1f\x8b") or (head and all(32 <= b < 127 or b in b"\t\r\n" for b in head)):
+        return "csv"
+    raise BadData(str(path), "unknown file type (expected .parquet, .csv, .csv.gz, .arrow, .feather or .ipc)")
+
+
+def _floats(s: pl.Series) -> np.ndarray:
+    """A column as float64 (NaN where missing or not a number)."""
+    if s.dtype == pl.Float64 and not s.null_count():
+        return s.to_numpy()
+    if s.null_count() == len(s):
+        return np.full(len(s), np.nan)
+    if s.dtype == pl.String:
+        s = s.str.strip_chars()
+    return s.cast(pl.Float64, strict=False).fill_null(float("nan")).to_numpy()
+
+
+class Symbols:
+    """Symbol names -> small ids shared by all files of a replay (-1: missing or empty)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.ids: dict[str, int] = {}
+        # names as found in files (before trimming), matched with a polars Enum cast
+        self._raw: dict[str, int] = {}
+        self._raw_codes: list[int] = []
+        self._enum = pl.Enum([])
+        self._lut = np.array([-1], np.int64)
+
+    def id(self, name: str) -> int:
+        got = self.ids.get(name)
+        if got is None:
+            got = self.ids[name] = len(self.names)
+            self.names.append(name)
+        return got
+
+    def codes(self, s: pl.Series) -> np.ndarray:
+        """Ids of a chunk's symbol column (the Enum cast only fails when new names appear)."""
+        if s.dtype != pl.String:
+            s = s.cast(pl.String)
+        try:
+            raw = s.cast(self._enum)
+        except pl.exceptions.InvalidOperationError:
+            for name in s.drop_nulls().unique(maintain_order=True).to_list():
+                if name not in self._raw:
+                    self._raw[name] = len(self._raw)
+                    norm = name.strip()
+                    self._raw_codes.append(self.id(norm) if norm else -1)
+            self._enum = pl.Enum(list(self._raw))
+            self._lut = np.array([*self._raw_codes, -1], np.int64)  # the last entry is for nulls
+            raw = s.cast(self._enum)
+        return self._lut[raw.to_physical().fill_null(len(self._raw_codes)).to_numpy()]
+
+
+class Source:
+    """One input file and chunked lazy scans of it."""
+
+    def __init__(self, path: str | Path, tz: str, wanted: set[str] | None) -> None:
+        self.path = Path(path)
+        self.name = str(path)
+        p = self.path
+        if not p.exists():
+            raise BadData(self.name, "no such file")
+        if p.is_dir():
+            raise BadData(self.name, "is a directory, not a bar file")
+        try:
+            self.kind = detect(p)
+            with open(p, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise BadData(self.name, f"cannot read: {e.strerror or first_line(e)}") from None
+        self.unit = "line" if self.kind == "csv" else "row"
+        try:
+            if self.kind == "parquet":
+                self.lf = pl.scan_parquet(p, row_index_name="__row")
+            elif self.kind == "ipc":
+                self.lf = pl.scan_ipc(p, row_index_name="__row")
+            else:
+                self.lf = pl.scan_csv(p, row_index_name="__row", infer_schema=False, raise_if_empty=False)
+            names = self.lf.collect_schema().names()[1:]
+        except BaseException as e:
+            if not is_reader_error(e):
+                raise
+            raise self.unreadable(e) from None
+        try:
+            self.cols: Columns = resolve(names)
+        except ColumnError as e:
+            raise BadData(self.name, str(e)) from None
+        self.recorder = "kind" in self.cols.names  # repeated times are revisions there, not duplicates
+        self.fixed: str | None = None if "symbol" in self.cols.names else symbol_from_name(p)
+        self.wanted = wanted
+        self.parser = TimeParser(tz)
+
+    def unreadable(self, e: BaseException) -> BadData:
+        return BadData(self.name, f"cannot read as {self.kind.upper()}: {first_line(e)}")
+
+    def where(self, row: int) -> int:
+        """The row number shown to people: data row (1-based), or CSV line (header = line 1)."""
+        return row + (2 if self.kind == "csv" else 1)
+
+    @property
+    def excluded(self) -> bool:
+        """The file's one symbol (from its name) is not among the wanted ones."""
+        return self.fixed is not None and self.wanted is not None and self.fixed.upper() not in self.wanted
+
+    def frames(
+        self, roles: tuple[str, ...], chunk_rows: int, upto: int | None = None
+    ) -> Iterator[pl.DataFrame]:
+        """Raw chunks in file order: __row plus the file's columns for `roles`, renamed to them."""
+        if self.excluded:
+            return
+        names = self.cols.names
+        filtering = self.fixed is None and self.wanted is not None
+        need = [r for r in roles if r in names or (r == "symbol" and filtering)]
+        if filtering and "symbol" not in need:
+            need.append("symbol")
+        cols = [pl.col("__row").cast(pl.Int64)] + [pl.col(names[r]).alias(r) for r in need if r in names]
+        if self.cols.date_time is not None and "t" in need:
+            cols.append(pl.col(self.cols.date_time[1]).alias("__time"))
+        lf = self.lf.select(cols)
+
+        def narrow(q: pl.LazyFrame) -> pl.LazyFrame:
+            if upto is not None:
+                q = q.filter(pl.col("__row") <= upto)
+            if filtering:
+                sym = pl.col("symbol").cast(pl.String).str.strip_chars().str.to_uppercase()
+                q = q.filter(sym.is_in(sorted(self.wanted or ())))
+            return q
+
+        try:
+            if self.kind == "csv":  # no random access: polars' streaming engine, chunk by chunk
+                for df in narrow(lf).collect_batches(chunk_size=chunk_rows, lazy=True):
+                    if df.height:
+                        yield df
+                return
+            for off, n in self._ranges(chunk_rows, upto):
+                df = narrow(lf.slice(off, n)).collect()
+                if df.height:
+                    yield df
+        except BaseException as e:
+            if not is_reader_error(e):
+                raise
+            raise self.unreadable(e) from None
+
+    def _ranges(self, chunk_rows: int, upto: int | None) -> list[tuple[int, int]]:
+        """Row ranges of about chunk_rows rows, on Parquet row-group boundaries where possible."""
+        if self.kind == "parquet":
+            meta = pq.read_metadata(self.path)
+            sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        else:
+            sizes = [self.lf.select(pl.len()).collect().item()]
+        out: list[tuple[int, int]] = []
+        off = 0
+        pending = 0
+        for size in sizes:
+            if pending and pending + size > chunk_rows:
+                out.append((off, pending))
+                off, pending = off + pending, 0
+            if size > chunk_rows:
+                for k in range(0, size, chunk_rows):
+                    out.append((off, min(chunk_rows, size - k)))
+                    off += min(chunk_rows, size - k)
+            else:
+                pending += size
+        if pending:
+            out.append((off, pending))
+        if upto is not None:
+            out = [(o, n) for o, n in out if o <= upto]
+        return out
+
+    def times(self, raw: pl.DataFrame) -> np.ndarray:
+        """A raw chunk's bar times as int64 ns UTC, NO_TIME where unparseable."""
+        tcol = raw.get_column("t")
+        if "__time" in raw.columns:
+            tcol = tcol.cast(pl.String) + " " + raw.get_column("__time").cast(pl.String)
+        return self.parser(tcol).fill_null(NO_TIME).to_numpy()
+
+    def arrays(self, raw: pl.DataFrame, symbols: Symbols, full: bool) -> dict[str, np.ndarray]:
+        """A raw chunk as numpy columns: __row, sym, t, open, high, low, close, kind (+ volume,
+        trade_count, vwap when `full`)."""
+        n = raw.height
+        if self.fixed is not None:
+            sym = np.full(n, symbols.id(self.fixed), np.int64)
+        else:
+            sym = symbols.codes(raw.get_column("symbol"))
+        out = {"__row": raw.get_column("__row").to_numpy(), "sym": sym, "t": self.times(raw)}
+        for name in PRICES:
+            out[name] = _floats(raw.get_column(name))
+        if "kind" in raw.columns:
+            out["kind"] = raw.get_column("kind").cast(pl.Int8, strict=False).fill_null(-1).to_numpy()
+        else:
+            out["kind"] = np.zeros(n, np.int8)
+        if full:
+            if "volume" in raw.columns:
+                vol = _floats(raw.get_column("volume"))
+                out["volume"] = np.where(np.isnan(vol), 0.0, vol) if np.isnan(vol).any() else vol
+            else:
+                out["volume"] = np.zeros(n)
+            for name in ("trade_count", "vwap"):
+                out[name] = _floats(raw.get_column(name)) if name in raw.columns else np.full(n, np.nan)
+        return out

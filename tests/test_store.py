@@ -1,0 +1,598 @@
+"""replay.store: reading real bar files in every format and layout, bad rows, bounded memory."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from replay.store import (
+    BadData,
+    Reader,
+    default_data,
+    infer_timeframe,
+    parse_time,
+    slice_batch,
+    write_parquet,
+)
+from stream.bars import FINAL, FORMING, Bar, BarBatch
+
+ROOT = Path(__file__).resolve().parent.parent
+MINUTE = ROOT / "stream" / "data" / "MSFT_1min_2022-05-18_2022-06-15.csv.gz"
+NS = 1_000_000_000
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def replay_format(df: pl.DataFrame) -> pl.DataFrame:
+    """A frame of symbol, t, open..close[, volume, trade_count, vwap, kind] in BarBatch.to_polars form."""
+    n = df.height
+    cols = {
+        "symbol": df["symbol"].cast(pl.String),
+        "t": df["t"].cast(pl.Datetime("ns", "UTC")),
+        **{c: df[c].cast(pl.Float64) for c in ("open", "high", "low", "close")},
+        "volume": df["volume"].cast(pl.Float64) if "volume" in df.columns else pl.Series(np.zeros(n)),
+        "trade_count": df["trade_count"].cast(pl.Float64)
+        if "trade_count" in df.columns
+        else pl.Series(np.full(n, np.nan)),
+        "vwap": df["vwap"].cast(pl.Float64) if "vwap" in df.columns else pl.Series(np.full(n, np.nan)),
+        "kind": df["kind"].cast(pl.Int8) if "kind" in df.columns else pl.Series(np.zeros(n, np.int8)),
+    }
+    return pl.DataFrame(cols)
+
+
+def read_all(reader: Reader) -> pl.DataFrame:
+    frames = [b.to_polars() for b in reader]
+    return pl.concat(frames) if frames else replay_format(pl.DataFrame(schema={
+        "symbol": pl.String, "t": pl.Datetime("ns", "UTC"), "open": pl.Float64, "high": pl.Float64,
+        "low": pl.Float64, "close": pl.Float64}))  # fmt: skip
+
+
+def raw_daily_lines() -> list[str]:
+    """The bundled daily CSV's lines, header first (Ticker,Date,Open,High,Low,Close,Volume,Adj Close)."""
+    with gzip.open(default_data(), "rt") as f:
+        return f.read().splitlines()
+
+
+def tiled(daily: pl.DataFrame, rows: int) -> pl.DataFrame:
+    """Real daily bars tiled into many symbols (AAPL0, AAPL1, ...), each copy's times shifted by k minutes
+    and prices scaled a little, so the file is real-shaped but every row differs; grouped by symbol."""
+    copies = -(-rows // daily.height)
+    base = replay_format(daily)
+    parts = []
+    for k in range(copies):
+        f = 1 + k / 1000
+        parts.append(
+            base.with_columns(
+                pl.col("symbol") + str(k),
+                pl.col("t") + pl.duration(minutes=k),
+                *(pl.col(c) * f for c in ("open", "high", "low", "close")),
+            )
+        )
+    return pl.concat(parts).head(rows)
+
+
+@pytest.fixture(scope="module")
+def expected_daily(daily: pl.DataFrame) -> pl.DataFrame:
+    return replay_format(daily)
+
+
+# ---- the bundled data and each format ----------------------------------------------------------
+
+
+def test_bundled_daily_file_reads_in_time_order(expected_daily: pl.DataFrame) -> None:
+    r = Reader([default_data()])
+    got = read_all(r)
+    assert_frame_equal(got, expected_daily)
+    assert r.rows == got.height == 12154
+    assert r.symbols_seen == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
+    assert r.skipped == 0 and r.describe_skips() == "skipped 0 bad rows"
+    # a daily "2000-03-01" is midnight New York = 05:00Z, as Alpaca stamps daily bars
+    assert got["t"][0].isoformat() == "2000-03-01T05:00:00+00:00"
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".csv.gz", ".arrow", ".feather", ".ipc"])
+@pytest.mark.parametrize("layout", ["time", "symbol"])
+def test_format_round_trip(tmp_path: Path, expected_daily: pl.DataFrame, suffix: str, layout: str) -> None:
+    df = expected_daily if layout == "time" else expected_daily.sort("symbol", maintain_order=True)
+    path = tmp_path / f"bars{suffix}"
+    if suffix == ".parquet":
+        df.write_parquet(path, row_group_size=1000)
+    elif suffix == ".csv":
+        df.write_csv(path)
+    elif suffix == ".csv.gz":
+        path.write_bytes(gzip.compress(df.write_csv().encode()))
+    else:
+        df.write_ipc(path)
+    got = read_all(Reader([path], chunk_rows=997))
+    assert_frame_equal(got, expected_daily)
+
+
+def test_recorder_format_reads_back_exactly(tmp_path: Path, aapl: pl.DataFrame) -> None:
+    """write_parquet output (forming bars, revisions, trade counts, vwap) reads back bar for bar."""
+    real = aapl.head(40).rows(named=True)
+    bars = []
+    for i, row in enumerate(real):
+        start = int(row["t"].timestamp()) * NS
+        kw = dict(symbol="AAPL", start=start, open=row["open"], high=row["high"], low=row["low"])
+        if i % 5 == 0:  # a forming snapshot first, then the final bar at the same start
+            bars.append(Bar(**kw, close=row["open"], volume=row["volume"] / 3, forming=True))
+        bars.append(
+            Bar(**kw, close=row["close"], volume=row["volume"], trade_count=1000 + i, vwap=row["close"])
+        )
+        if i % 7 == 0:  # an updatedBars-style revision of the final bar
+            bars.append(Bar(**kw, close=row["close"] + 0.01, volume=row["volume"] + 1))
+    batch = BarBatch.from_bars(bars)
+    path = tmp_path / "session.parquet"
+    assert write_parquet(path, [batch.__class__.from_bars(bars[:17]), BarBatch.from_bars(bars[17:])]) == len(
+        bars
+    )
+    assert not (tmp_path / "session.parquet.partial").exists()
+    out = list(Reader([path], chunk_rows=10))
+    assert all(len(b) <= 10 for b in out)
+    assert [b for o in out for b in o.bars()] == bars
+    assert sum(int((o.kind == FORMING).sum()) for o in out) == 8
+    assert FINAL == 0
+
+
+def test_write_parquet_of_a_replay_reads_back(tmp_path: Path, expected_daily: pl.DataFrame) -> None:
+    path = tmp_path / "copy.parquet"
+    assert write_parquet(path, Reader([default_data()], chunk_rows=5000)) == expected_daily.height
+    assert_frame_equal(pl.read_parquet(path), expected_daily)
+    assert_frame_equal(read_all(Reader([path])), expected_daily)
+
+
+# ---- column names, symbols, time zones --------------------------------------------------------
+
+
+def test_alpaca_short_names(tmp_path: Path, aapl: pl.DataFrame) -> None:
+    df = aapl.head(100)
+    alpaca = pl.DataFrame(
+        {
+            "t": df["t"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "o": df["open"], "h": df["high"], "l": df["low"], "c": df["close"], "v": df["volume"],
+            "n": pl.Series(np.arange(100) + 500), "vw": df["close"] * 0.999, "S": df["symbol"],
+        }
+    )  # fmt: skip
+    for path in (tmp_path / "a.parquet", tmp_path / "a.csv"):
+        alpaca.write_parquet(path) if path.suffix == ".parquet" else alpaca.write_csv(path)
+        got = read_all(Reader([path]))
+        want = replay_format(df.with_columns(trade_count=np.arange(100) + 500, vwap=df["close"] * 0.999))
+        assert_frame_equal(got, want)
+
+
+def test_long_names_any_case_extra_columns_ignored(tmp_path: Path, aapl: pl.DataFrame) -> None:
+    df = aapl.head(50)
+    odd = pl.DataFrame(
+        {
+            "TimeStamp": df["t"],
+            "OPEN": df["open"], "High": df["high"], "low": df["low"], "Close": df["close"],
+            "VOLUME": df["volume"], "Adj Close": df["close"] / 30, "Ticker": df["symbol"], "note": "x",
+        }
+    )  # fmt: skip
+    path = tmp_path / "odd.parquet"
+    odd.write_parquet(path)
+    assert_frame_equal(read_all(Reader([path])), replay_format(df))
+
+
+def test_symbol_from_file_name_and_from_symbols(tmp_path: Path, daily: pl.DataFrame) -> None:
+    exp = replay_format(daily.filter(pl.col("symbol").is_in(["AAPL", "MSFT"])))
+    a = daily.filter(pl.col("symbol") == "AAPL").drop("symbol")
+    m = daily.filter(pl.col("symbol") == "MSFT").drop("symbol")
+    a.write_parquet(tmp_path / "AAPL.parquet")
+    m.write_csv(tmp_path / "msft_1day_2000-2013.csv")
+    r = Reader([tmp_path / "AAPL.parquet", tmp_path / "msft_1day_2000-2013.csv"])
+    assert_frame_equal(read_all(r), exp)
+    assert r.symbols_seen == ["AAPL", "MSFT"]
+    # one symbol given, one file without a symbol column: the symbol names it
+    a.write_parquet(tmp_path / "data.parquet")
+    got = read_all(Reader([tmp_path / "data.parquet"], symbols=["aapl"]))
+    assert_frame_equal(got, replay_format(daily.filter(pl.col("symbol") == "AAPL")))
+    # several symbols given: they filter, file names still name the files
+    got = read_all(
+        Reader([tmp_path / "AAPL.parquet", tmp_path / "msft_1day_2000-2013.csv"], symbols=["MSFT", "IBM"])
+    )
+    assert_frame_equal(got, replay_format(daily.filter(pl.col("symbol") == "MSFT")))
+
+
+def test_symbols_filter_a_many_symbol_file(expected_daily: pl.DataFrame) -> None:
+    r = Reader([default_data()], symbols=["goog", "FB"])
+    got = read_all(r)
+    assert_frame_equal(got, expected_daily.filter(pl.col("symbol").is_in(["GOOG", "FB"])))
+    assert r.symbols_seen == ["FB", "GOOG"]
+
+
+def test_bundled_minute_file_utc_offsets() -> None:
+    r = Reader([MINUTE])
+    batches = list(r)
+    got = pl.concat([b.to_polars() for b in batches])
+    assert got.height == 7440 and r.symbols_seen == ["MSFT"]
+    assert got["t"][0].isoformat() == "2022-05-18T16:00:00+00:00"
+    assert infer_timeframe(batches[0]) == "1Min"
+    assert got["t"].is_sorted() and got["t"].n_unique() == 7440
+
+
+def test_naive_times_are_new_york_and_offsets_are_honoured(tmp_path: Path, aapl: pl.DataFrame) -> None:
+    rows = aapl.head(4)
+    stamps = ["2012-01-03 09:30", "2012-07-03 09:30:00", "2012-07-03T14:00:00Z", "2012-07-03T10:31:00-04:00"]
+    df = rows.drop("t").with_columns(Date=pl.Series(stamps))
+    df.write_csv(tmp_path / "x.csv")
+    t = [int(x) for x in next(iter(Reader([tmp_path / "x.csv"]))).t]
+    assert t == [
+        parse_time(s)
+        for s in ("2012-01-03T14:30Z", "2012-07-03T13:30Z", "2012-07-03T14:00Z", "2012-07-03T14:31Z")
+    ]
+
+
+def test_separate_date_and_time_columns(tmp_path: Path, aapl: pl.DataFrame) -> None:
+    rows = (
+        aapl.head(3)
+        .drop("t")
+        .with_columns(
+            Date=pl.Series(["2012-01-03", "2012-01-03", "2012-01-03"]),
+            Time=pl.Series(["09:30", "09:31", "09:32"]),
+        )
+    )
+    rows.write_csv(tmp_path / "dt.csv")
+    b = next(iter(Reader([tmp_path / "dt.csv"])))
+    assert list(b.t - b.t[0]) == [0, 60 * NS, 120 * NS] and int(b.t[0]) == parse_time("2012-01-03T14:30:00Z")
+
+
+def test_epoch_times(tmp_path: Path, aapl: pl.DataFrame) -> None:
+    df = aapl.head(20)
+    for unit, div in (("s", NS), ("ms", 1_000_000), ("ns", 1)):
+        ep = df.with_columns(pl.col("t").dt.epoch("ns") // div)
+        ep.write_parquet(tmp_path / f"{unit}.parquet")
+        assert_frame_equal(read_all(Reader([tmp_path / f"{unit}.parquet"])), replay_format(df))
+
+
+# ---- merging and windows -------------------------------------------------------------------------
+
+
+def test_many_files_merge_by_time_ties_by_file_then_row(tmp_path: Path, daily: pl.DataFrame) -> None:
+    full = replay_format(daily)
+    # three files, different formats and layouts; AAPL appears in two of them (distinct days)
+    one = full.filter(pl.col("symbol").is_in(["IBM", "FB"])).sort("symbol", maintain_order=True)
+    two = full.filter((pl.col("symbol") == "AAPL") & (pl.col("t").dt.year() % 2 == 0))
+    three = full.filter(
+        pl.col("symbol").is_in(["MSFT", "GOOG"])
+        | ((pl.col("symbol") == "AAPL") & (pl.col("t").dt.year() % 2 == 1))
+    )
+    one.write_csv(tmp_path / "one.csv")
+    two.write_parquet(tmp_path / "two.parquet")
+    three.write_ipc(tmp_path / "three.arrow")
+    files = [tmp_path / "one.csv", tmp_path / "two.parquet", tmp_path / "three.arrow"]
+    want = (
+        pl.concat(
+            [
+                f.with_columns(file=pl.lit(i), row=pl.int_range(f.height))
+                for i, f in enumerate((one, two, three))
+            ]
+        )
+        .sort(["t", "file", "row"])
+        .drop("file", "row")
+    )
+    got = read_all(Reader(files, chunk_rows=1000))
+    assert_frame_equal(got, want)
+    assert got.height == full.height
+    # on a day all five trade: one.csv's bars (its row order: FB, IBM), then two.parquet's, then three.arrow's
+    day = got.filter(pl.col("t").dt.epoch("ns") == parse_time("2012-06-01"))
+    assert day["symbol"].to_list() == ["FB", "IBM", "AAPL", "GOOG", "MSFT"]
+
+
+def test_start_end_window(expected_daily: pl.DataFrame) -> None:
+    start, end = parse_time("2012-01-03"), parse_time("2012-02-01")
+    got = read_all(Reader([default_data()], start=start, end=end))
+    t = expected_daily["t"].dt.epoch("ns")
+    assert_frame_equal(got, expected_daily.filter((t >= start) & (t < end)))
+    assert got["t"].min().isoformat() == "2012-01-03T05:00:00+00:00"
+    # end is exclusive, start inclusive, on exact bar times
+    one = read_all(Reader([default_data()], start=start, end=start + 1))
+    assert one.height == 4 and one["t"].n_unique() == 1  # AAPL, GOOG, IBM, MSFT (FB listed in May 2012)
+
+
+def test_chunks_are_bounded_and_name_only_their_symbols(expected_daily: pl.DataFrame) -> None:
+    batches = list(Reader([default_data()], chunk_rows=333))
+    assert max(len(b) for b in batches) <= 333 and len(batches) >= 12154 // 333
+    assert_frame_equal(pl.concat([b.to_polars() for b in batches]), expected_daily)
+    first = batches[0]
+    assert set(first.symbols) == {"AAPL", "IBM", "MSFT"}  # GOOG and FB start later
+    part = slice_batch(first, 3, 9)
+    assert part.bars() == first.bars()[3:9]
+
+
+@pytest.mark.parametrize("check_first", [True, False])
+def test_check_first_or_as_it_goes_give_the_same_bars(tmp_path: Path, expected_daily: pl.DataFrame,
+                                                      check_first: bool) -> None:  # fmt: skip
+    expected_daily.write_parquet(tmp_path / "t.parquet", row_group_size=500)
+    expected_daily.sort("symbol", maintain_order=True).write_parquet(
+        tmp_path / "s.parquet", row_group_size=500
+    )
+    for name in ("t.parquet", "s.parquet"):
+        got = read_all(Reader([tmp_path / name], chunk_rows=700, check_first=check_first))
+        assert_frame_equal(got, expected_daily)
+
+
+# ---- bad rows ----------------------------------------------------------------------------------
+
+HEADER = "Ticker,Date,Open,High,Low,Close,Volume,Adj Close"
+
+
+def aapl_lines(n: int = 40) -> list[list[str]]:
+    lines = raw_daily_lines()
+    assert lines[0] == HEADER
+    return [line.split(",") for line in lines[1 : n + 1]]
+
+
+def write_lines(path: Path, rows: list[list[str]]) -> Path:
+    path.write_text("\n".join([HEADER, *(",".join(r) for r in rows)]) + "\n")
+    return path
+
+
+def _set(col: int, value: str):
+    def f(rows: list[list[str]], j: int) -> None:
+        rows[j][col] = value
+
+    return f
+
+
+def _swap_high_low(rows: list[list[str]], j: int) -> None:
+    rows[j][3], rows[j][4] = rows[j][4], rows[j][3]
+
+
+def _dup(rows: list[list[str]], j: int) -> None:
+    rows[j][1] = rows[j - 1][1]
+
+
+def _earlier(rows: list[list[str]], j: int) -> None:
+    rows[j][1] = rows[j - 5][1]
+
+
+BAD = [
+    ("unparseable time", _set(1, "2000-13-45"), "unparseable time '2000-13-45'"),
+    ("unparseable time", _set(1, ""), "unparseable time empty"),
+    ("missing symbol", _set(0, ""), "missing symbol"),
+    ("nan price", _set(5, "NaN"), "nan price: close is 'NaN'"),
+    ("nan price", _set(2, ""), "nan price: open is empty"),
+    ("nan price", _set(3, "abc"), "nan price: high is 'abc'"),
+    ("non-positive price", _set(4, "0"), "non-positive price: low is '0'"),
+    ("non-positive price", _set(5, "-1.5"), "non-positive price: close is '-1.5'"),
+    ("high < low", _swap_high_low, "high < low: high 122.06, low 128.75"),
+    ("duplicate time", _dup, "duplicate time 2000-04-24T04:00:00Z for AAPL"),
+    ("unsorted time", _earlier, "unsorted time 2000-04-17T04:00:00Z for AAPL, after 2000-04-24T04:00:00Z"),
+]
+
+
+@pytest.mark.parametrize(("fault", "spoil", "detail"), BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_each_bad_row_kind_raises_then_is_skipped(tmp_path: Path, fault: str, spoil, detail: str) -> None:
+    rows = aapl_lines()
+    j = 38  # the 39th data row: line 40 of the file
+    if fault == "high < low":
+        assert float(rows[j][3]) > float(rows[j][4])
+    spoil(rows, j)
+    path = write_lines(tmp_path / "bad.csv", rows)
+    with pytest.raises(BadData) as e:
+        list(Reader([path]))
+    msg = str(e.value)
+    assert msg == f"{path}: line 40: {detail}", msg
+    assert "\n" not in msg and e.value.fault == fault
+    for check_first in (True, False):
+        r = Reader([path], skip_bad=True, check_first=check_first)
+        got = read_all(r)
+        assert got.height == 39 and r.rows == 39
+        assert r.skipped == 1 and r.skipped_by_fault == {fault: 1}
+        assert r.describe_skips() == f"skipped 1 bad row: 1 {fault}"
+        assert got["t"].is_sorted() and got["t"].n_unique() == 39
+
+
+def test_bad_rows_counted_by_fault_and_first_one_reported(tmp_path: Path) -> None:
+    rows = aapl_lines()
+    _set(5, "nan")(rows, 10)
+    _swap_high_low(rows, 20)
+    _set(2, "")(rows, 30)
+    _dup(rows, 31)  # row 31 repeats row 30's time, but row 30 is bad: no duplicate then
+    path = write_lines(tmp_path / "bad.csv", rows)
+    with pytest.raises(BadData, match=r"bad\.csv: line 12: nan price: close is 'nan'$"):
+        list(Reader([path]))
+    r = Reader([path], skip_bad=True)
+    got = read_all(r)
+    assert r.describe_skips() == "skipped 3 bad rows: 2 nan price, 1 high < low"
+    assert got.height == 37
+
+
+def test_parquet_bad_row_numbers_are_data_rows(tmp_path: Path, expected_daily: pl.DataFrame) -> None:
+    df = expected_daily.head(100).with_columns(
+        high=pl.when(pl.int_range(100) == 41).then(pl.col("low") - 1).otherwise(pl.col("high"))
+    )
+    df.write_parquet(tmp_path / "x.parquet", row_group_size=16)
+    with pytest.raises(BadData) as e:
+        list(Reader([tmp_path / "x.parquet"], chunk_rows=20))
+    assert str(e.value).startswith(f"{tmp_path / 'x.parquet'}: row 42: high < low: high ")
+
+
+def test_grouped_file_unsorted_within_one_symbol(tmp_path: Path, expected_daily: pl.DataFrame) -> None:
+    """Many-symbol files are checked per symbol: any interleaving is fine, a step back in time is not."""
+    df = expected_daily.sort("symbol", maintain_order=True)  # grouped: times go back at each new symbol
+    ibm = df.with_row_index().filter(pl.col("symbol") == "IBM")["index"]
+    i, k = int(ibm[100]), int(ibm[101])
+    swapped = df.with_columns(pl.col("t").gather(pl.int_range(df.height).replace({i: k, k: i})))
+    swapped.write_parquet(tmp_path / "g.parquet")
+    with pytest.raises(BadData, match=rf"g\.parquet: row {k + 1}: unsorted time .* for IBM"):
+        list(Reader([tmp_path / "g.parquet"]))
+    r = Reader([tmp_path / "g.parquet"], skip_bad=True)
+    assert read_all(r).height == df.height - 1 and r.skipped_by_fault == {"unsorted time": 1}
+
+
+def test_recorder_files_allow_repeated_times_but_check_kind(
+    tmp_path: Path, expected_daily: pl.DataFrame
+) -> None:
+    df = expected_daily.filter(pl.col("symbol") == "AAPL").head(10)
+    rec = pl.concat([df.with_columns(kind=pl.lit(FORMING, pl.Int8)), df]).sort("t", maintain_order=True)
+    rec.write_parquet(tmp_path / "rec.parquet")
+    got = read_all(Reader([tmp_path / "rec.parquet"]))
+    assert_frame_equal(got, rec)
+    rec.with_columns(
+        kind=pl.when(pl.int_range(20) == 7).then(5).otherwise(pl.col("kind")).cast(pl.Int8)
+    ).write_parquet(tmp_path / "rec2.parquet")
+    with pytest.raises(BadData, match=r"row 8: bad kind 5 \(0 is final, 1 forming\)"):
+        list(Reader([tmp_path / "rec2.parquet"]))
+
+
+def test_bad_rows_outside_the_window_do_not_count(tmp_path: Path) -> None:
+    rows = aapl_lines()
+    _set(5, "NaN")(rows, 2)  # 2000-03-03
+    path = write_lines(tmp_path / "w.csv", rows)
+    r = Reader([path], start=parse_time("2000-03-10"))
+    assert read_all(r).height == 33 and r.skipped == 0  # 7 rows before 2000-03-10, the bad one among them
+
+
+def test_check_as_it_goes_raises_when_the_replay_reaches_the_row(tmp_path: Path) -> None:
+    rows = aapl_lines()
+    _swap_high_low(rows, 35)
+    path = write_lines(tmp_path / "late.csv", rows)
+    it = iter(Reader([path], chunk_rows=10, check_first=False))
+    assert len(next(it)) == 10  # the first chunks replay before the bad row is reached
+    with pytest.raises(BadData, match=r"line 37: high < low"):
+        list(it)
+
+
+# ---- bad files -------------------------------------------------------------------------------
+
+
+def test_missing_column_names_the_file_and_lists_columns(tmp_path: Path, aapl: pl.DataFrame) -> None:
+    aapl.head(5).drop("low").write_csv(tmp_path / "nolow.csv")
+    with pytest.raises(BadData) as e:
+        Reader([tmp_path / "nolow.csv"]).prepare()
+    assert str(e.value) == (
+        f"{tmp_path / 'nolow.csv'}: no low column (looked for low or l, any case); "
+        "columns found: symbol, t, open, high, close, volume"
+    )
+    aapl.head(5).drop("t").write_parquet(tmp_path / "not.parquet")
+    with pytest.raises(BadData, match=r"no time column \(looked for t, timestamp, datetime, date or time"):
+        Reader([tmp_path / "not.parquet"]).prepare()
+
+
+def test_unreadable_files_are_one_line(tmp_path: Path) -> None:
+    cases = {
+        tmp_path / "none.parquet": "no such file",
+        tmp_path: "is a directory",
+    }
+    (tmp_path / "junk.parquet").write_bytes(os.urandom(3000))
+    cases[tmp_path / "junk.parquet"] = "cannot read as PARQUET"
+    (tmp_path / "junk.arrow").write_bytes(b"not arrow at all" * 10)
+    cases[tmp_path / "junk.arrow"] = "cannot read as IPC"
+    (tmp_path / "empty.csv").write_bytes(b"")
+    cases[tmp_path / "empty.csv"] = "no time column"
+    (tmp_path / "blob.bin").write_bytes(bytes(range(256)))
+    cases[tmp_path / "blob.bin"] = "unknown file type"
+    whole = gzip.compress("\n".join(raw_daily_lines()[:2000]).encode())
+    (tmp_path / "trunc.csv.gz").write_bytes(whole[: len(whole) // 2])
+    cases[tmp_path / "trunc.csv.gz"] = "cannot read as CSV"
+    for path, text in cases.items():
+        with pytest.raises(BadData) as e:
+            list(Reader([path]))
+        msg = str(e.value)
+        assert msg.startswith(f"{path}: ") and text in msg and "\n" not in msg, msg
+
+
+# ---- small functions -----------------------------------------------------------------------------
+
+
+def test_parse_time() -> None:
+    assert parse_time("2012-01-03") == parse_time("2012-01-03T05:00:00Z") == 1325566800 * NS
+    assert parse_time("2012-01-03 09:30") == parse_time("2012-01-03T14:30:00+00:00")
+    assert parse_time("2012-07-03T09:30:00") == parse_time("2012-07-03T13:30Z")  # EDT
+    assert parse_time("2012-01-03T09:30:00.5-05:00") == parse_time("2012-01-03T14:30:00Z") + NS // 2
+    assert parse_time("2012-01-03", tz="UTC") == 1325548800 * NS
+    for bad in ("yesterday", "2012-13-01", "", "03/01/2012", "2012-01-03 25:00"):
+        with pytest.raises(ValueError, match="bad time") as e:
+            parse_time(bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="unknown time zone"):
+        parse_time("2012-01-03", tz="Mars/Olympus")
+
+
+def test_infer_timeframe(expected_daily: pl.DataFrame) -> None:
+    day = BarBatch.from_polars(expected_daily)
+    assert infer_timeframe(day) == "1Day"
+    t0 = parse_time("2022-05-18T13:30Z")
+    for step, name in ((60, "1Min"), (300, "5Min"), (900, "15Min"), (3600, "1Hour")):
+        assert infer_timeframe(t0 + np.arange(50) * step * NS) == name
+    assert infer_timeframe([t0, t0 + 7 * 86400 * NS, t0 + 14 * 86400 * NS]) is None  # weekly: not ours
+    assert infer_timeframe([t0]) is None
+
+
+def test_reader_arguments() -> None:
+    with pytest.raises(ValueError, match="no input files"):
+        Reader([])
+    with pytest.raises(ValueError, match="must be before"):
+        Reader([default_data()], start=parse_time("2012-02-01"), end=parse_time("2012-01-01"))
+
+
+# ---- bounded memory ------------------------------------------------------------------------------
+
+MEASURE = textwrap.dedent(
+    """
+    import json, sys, tracemalloc
+    from replay.store import Reader, default_data
+
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+
+    for _ in Reader([default_data()]):  # warm up: imports, compiled kernels
+        pass
+    base = status("VmRSS:")
+    tracemalloc.start()
+    out = []
+    for path in sys.argv[1:]:  # the smaller file first: peak memory must not grow with the bigger one
+        r = Reader([path], chunk_rows=50_000)
+        n = biggest = 0
+        for b in r:
+            n += len(b)
+            biggest = max(biggest, len(b))
+        out.append({"rows": n, "biggest": biggest, "py_peak": tracemalloc.get_traced_memory()[1],
+                    "rss_growth": status("VmHWM:") - base, "spilled": r.spilled})
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.parametrize("layout", ["time", "symbol"])
+def test_big_file_reads_in_bounded_memory(tmp_path: Path, daily: pl.DataFrame, layout: str) -> None:
+    """1 and 3 million real-shaped rows: peak memory does not grow with the file, and stays far below
+    the file's size in memory (grouped by symbol, the file goes through the spilling sort)."""
+    paths, sizes = [], []
+    for rows in (1_000_000, 3_000_000):
+        df = tiled(daily, rows)
+        if layout == "time":
+            df = df.sort("t", maintain_order=True)
+        sizes.append(df.estimated_size())
+        paths.append(tmp_path / f"big{rows}.parquet")
+        df.write_parquet(paths[-1])
+        del df
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    small, big = json.loads(out.stdout)
+    assert small["rows"] == 1_000_000 and big["rows"] == 3_000_000 and big["biggest"] == 50_000
+    assert small["spilled"] == big["spilled"] == (layout == "symbol")
+    assert big["py_peak"] < sizes[1] / 20, (big, sizes)  # numpy buffers of a few chunks, not the file
+    assert big["rss_growth"] < sizes[1] / 2, (big, sizes)  # everything, polars and Arrow included
+    # two million more rows (about 140 MB in memory) add little: memory follows chunk_rows, not the file
+    assert big["rss_growth"] - small["rss_growth"] < (sizes[1] - sizes[0]) / 5, (small, big, sizes)
