@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from replay.clock import Pacer, parse_speed
 from replay.store import BadData, Reader, default_data, infer_timeframe, parse_time
 
 from .config import TIMEFRAMES, ConfigError, Settings, load_config
@@ -127,8 +128,6 @@ def plan(args: argparse.Namespace) -> Plan:
         raise Bad(f"--start {args.start} is not before --end {args.end}")
     speed, auto = None, args.speed is None
     if args.speed is not None:
-        from replay.clock import parse_speed
-
         try:
             speed = parse_speed(args.speed)
         except Exception as e:  # noqa: BLE001
@@ -226,8 +225,6 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
     elif speed is not None:
         pace = f"x{speed:g}"
     if speed is not None:
-        from replay.clock import Pacer
-
         feed.pacer = Pacer(speed)
 
     engine = Engine(settings)

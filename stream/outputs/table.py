@@ -160,7 +160,7 @@ def render(rows: Sequence[tuple[dict, Signal | None]], stats: Stats, cols: Colum
     heads = ["symbol", "date" if stats.timeframe == "1Day" else "time", "close", "chg%", fast, slow, "spread",
              cols.rsi or "rsi", *(["zone"] if wide else []), "last signal", "age"]
     right = {"close", "chg%", "spread", "age", fast, slow}
-    gauge = 10 if wide else 5
+    gauge = 10 if wide else 4
     body = [_cells(snap, sig, stats.timeframe, cols, wide, gauge) for snap, sig in rows]
 
     # every column as wide as its content, one space between; the last signal gets what is left
@@ -306,9 +306,11 @@ class Board:
         known = self.engine.symbols
         names = [s for s in self.order if s in set(known)] if self.order else sorted(known)
         out = []
-        for sym in names[: max(limit, 1)]:
+        for sym in names:
+            if len(out) >= max(limit, 1):
+                break
             snap = self.engine.snapshot(sym)
-            if snap is not None:
+            if snap is not None and snap["t"] is not None:  # known but no bar yet: no row
                 snap["previous"] = previous_values(self.engine, sym)
                 out.append((snap, self.signals.get(sym)))
         return out, len(known)
