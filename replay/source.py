@@ -52,6 +52,8 @@ def detect(path: Path) -> str:
         return "parquet"
     if name.endswith((".arrow", ".feather", ".ipc")):
         return "ipc"
+    if name.endswith(".arrows"):
+        return "stream"
     if name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
         return "csv"
     with open(path, "rb") as f:
@@ -60,9 +62,13 @@ def detect(path: Path) -> str:
         return "parquet"
     if head.startswith(b"ARROW1"):
         return "ipc"
+    if head.startswith(b"\xff\xff\xff\xff"):
+        return "stream"
     if head.startswith(b"\x1f\x8b") or (head and all(32 <= b < 127 or b in b"\t\r\n" for b in head)):
         return "csv"
-    raise BadData(str(path), "unknown file type (expected .parquet, .csv, .csv.gz, .arrow, .feather or .ipc)")
+    raise BadData(
+        str(path), "unknown file type (expected .parquet, .csv, .csv.gz, .arrow, .feather, .ipc or .arrows)"
+    )
 
 
 def _floats(s: pl.Series) -> np.ndarray:
@@ -136,8 +142,14 @@ class Source:
                 self.lf = pl.scan_parquet(p, row_index_name="__row")
             elif self.kind == "ipc":
                 self.lf = pl.scan_ipc(p, row_index_name="__row")
-            else:
+            elif self.kind == "csv":
                 self.lf = pl.scan_csv(p, row_index_name="__row", infer_schema=False, raise_if_empty=False)
+            else:  # an Arrow IPC stream (.arrows, the recorder's file while it records): no lazy scan
+                with pa.OSFile(str(p), "rb") as f:
+                    schema = pa.ipc.open_stream(f).schema
+                self.lf = pl.LazyFrame(
+                    schema={"__row": pl.UInt32, **pl.from_arrow(schema.empty_table()).schema}
+                )
             names = self.lf.collect_schema().names()[1:]
         except BaseException as e:
             if not is_reader_error(e):
@@ -153,7 +165,10 @@ class Source:
         self.parser = TimeParser(tz)
 
     def unreadable(self, e: BaseException) -> BadData:
-        return BadData(self.name, f"cannot read as {self.kind.upper()}: {first_line(e)}")
+        what = {"parquet": "Parquet", "ipc": "Arrow IPC", "csv": "CSV", "stream": "an Arrow IPC stream"}[
+            self.kind
+        ]
+        return BadData(self.name, f"cannot read as {what}: {first_line(e)}")
 
     def where(self, row: int) -> int:
         """The row number shown to people: data row (1-based), or CSV line (header = line 1)."""
@@ -194,6 +209,12 @@ class Source:
                     if df.height:
                         yield df
                 return
+            if self.kind == "stream":
+                for part in self._stream_parts(chunk_rows, upto):
+                    df = narrow(part.lazy().select(cols)).collect()
+                    if df.height:
+                        yield df
+                return
             for off, n in self._ranges(chunk_rows, upto):
                 df = narrow(lf.slice(off, n)).collect()
                 if df.height:
@@ -202,6 +223,30 @@ class Source:
             if not is_reader_error(e):
                 raise
             raise self.unreadable(e) from None
+
+    def _stream_parts(self, chunk_rows: int, upto: int | None) -> Iterator[pl.DataFrame]:
+        """An Arrow IPC stream's record batches, gathered into frames of about chunk_rows rows."""
+        with pa.OSFile(str(self.path), "rb") as f:
+            reader = pa.ipc.open_stream(f)
+            row = 0
+            held: list[pa.RecordBatch] = []
+            count = 0
+            while True:
+                try:
+                    rb = reader.read_next_batch()
+                except StopIteration:
+                    rb = None
+                if rb is not None:
+                    held.append(rb)
+                    count += rb.num_rows
+                if held and (rb is None or count >= chunk_rows):
+                    df = pl.from_arrow(pa.Table.from_batches(held))
+                    assert isinstance(df, pl.DataFrame)
+                    yield df.with_row_index("__row", offset=row)
+                    row += count
+                    held, count = [], 0
+                if rb is None or (upto is not None and row > upto):
+                    return
 
     def _ranges(self, chunk_rows: int, upto: int | None) -> list[tuple[int, int]]:
         """Row ranges of about chunk_rows rows, on Parquet row-group boundaries where possible."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -116,6 +117,21 @@ def test_format_round_trip(tmp_path: Path, expected_daily: pl.DataFrame, suffix:
         df.write_ipc(path)
     got = read_all(Reader([path], chunk_rows=997))
     assert_frame_equal(got, expected_daily)
+
+
+def test_arrow_stream_files_read_and_a_truncated_one_is_one_line(
+    tmp_path: Path, expected_daily: pl.DataFrame
+) -> None:
+    """.arrows: the Arrow IPC stream format (what a recorder appends to while it records)."""
+    path = tmp_path / "rec.arrows"
+    with pa.OSFile(str(path), "wb") as f, pa.ipc.new_stream(f, expected_daily.to_arrow().schema) as w:
+        for part in expected_daily.iter_slices(1000):
+            w.write_table(part.to_arrow())
+    assert_frame_equal(read_all(Reader([path], chunk_rows=2500)), expected_daily)
+    data = path.read_bytes()
+    (tmp_path / "cut.arrows").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadData, match=r"cut\.arrows: cannot read as an Arrow IPC stream: .*[^\n]$"):
+        list(Reader([tmp_path / "cut.arrows"]))
 
 
 def test_recorder_format_reads_back_exactly(tmp_path: Path, aapl: pl.DataFrame) -> None:
@@ -488,9 +504,9 @@ def test_unreadable_files_are_one_line(tmp_path: Path) -> None:
         tmp_path: "is a directory",
     }
     (tmp_path / "junk.parquet").write_bytes(os.urandom(3000))
-    cases[tmp_path / "junk.parquet"] = "cannot read as PARQUET"
+    cases[tmp_path / "junk.parquet"] = "cannot read as Parquet"
     (tmp_path / "junk.arrow").write_bytes(b"not arrow at all" * 10)
-    cases[tmp_path / "junk.arrow"] = "cannot read as IPC"
+    cases[tmp_path / "junk.arrow"] = "cannot read as Arrow IPC"
     (tmp_path / "empty.csv").write_bytes(b"")
     cases[tmp_path / "empty.csv"] = "no time column"
     (tmp_path / "blob.bin").write_bytes(bytes(range(256)))
