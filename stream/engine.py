@@ -24,6 +24,7 @@ from .signals.common import (
     CLOSE,
     CONFIRMED,
     E_KIND,
+    E_ROW,
     E_RULE,
     E_WIDTH,
     F_ACONST,
@@ -293,29 +294,29 @@ class Engine:
                 return out
 
     def _records(self, batch: BarBatch, ne: int, out: list[Event] | None) -> None:
-        EI, EF = self.EI, self.EF
-        rules = self.program.rules
-        for q in range(ne):
-            row, sid, j, k, st = (int(x) for x in EI[q])
-            symbol = self.symbols[sid]
-            kind = KINDS[k]
-            key = (sid, j, k)
-            if st in (RETRACTED_FINAL, RETRACTED_PROVISIONAL):
-                said = self._said.pop(key + (st == RETRACTED_PROVISIONAL,), None)
-                if said is None or out is None:
-                    continue
-                self.seq += 1
-                ev = Event(SCHEMA_VERSION, self.seq, said.id, said.symbol, said.time,
-                           said.timeframe, said.rule, said.kind, "retracted", said.values,
-                           late=batch.late)
-                out.append(ev)
+        """Turn the kernel's event records into Events (the only per-event Python work)."""
+        recs = self.EI[:ne].tolist()
+        vals = self.EF[:ne].tolist()
+        bar_t = batch.t[self.EI[:ne, E_ROW]].tolist()
+        names = [r.name for r in self.program.rules]
+        symbols, said, decoders = self.symbols, self._said, self._decoders
+        tf, late = self.timeframe, batch.late
+        stamps: dict[int, str] = {}
+        for (_, sid, j, k, st), f, t in zip(recs, vals, bar_t, strict=True):
+            if st >= RETRACTED_FINAL:
+                old = said.pop((sid, j, k, st == RETRACTED_PROVISIONAL), None)
+                if old is not None and out is not None:
+                    self.seq += 1
+                    out.append(Event(SCHEMA_VERSION, self.seq, old.id, old.symbol, old.time, tf, old.rule,
+                                     old.kind, "retracted", old.values, late=late))
                 continue
-            time_ = rfc3339(int(batch.t[row]))
-            rule = rules[j].name
-            values = self._decoders[j](EF[q], k)
+            time_ = stamps.get(t)
+            if time_ is None:
+                time_ = stamps[t] = rfc3339(t)
+            symbol, rule, kind = symbols[sid], names[j], KINDS[k]
             ev = Event(SCHEMA_VERSION, self.seq + 1, event_id(symbol, time_, rule, kind), symbol,
-                       time_, self.timeframe, rule, kind, _STATE_NAMES[st], values, late=batch.late)
-            self._said[key + (st == PROVISIONAL,)] = ev
+                       time_, tf, rule, kind, _STATE_NAMES[st], decoders[j](f, k), late=late)
+            said[(sid, j, k, st == PROVISIONAL)] = ev
             if out is not None:
                 self.seq += 1
                 out.append(ev)
