@@ -56,4 +56,4 @@ def test_cli_reports_config_error_without_traceback(tmp_path):
                            "--events", "-", "--speed", "max"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == [f"{cfg}:3: indicators.sma10.period: must be >= 1 for sma, got -3"]
+    assert proc.stderr.strip().splitlines() == [f"barwatch: {cfg}:3: indicators.sma10.period: must be >= 1 for sma, got -3"]
