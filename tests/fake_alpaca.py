@@ -361,11 +361,21 @@ class FakeAlpaca:
         self.conns.clear()
         await asyncio.sleep(0)
 
-    def stall(self) -> None:
-        """Go silent on every current connection: no data, and no pongs (reading paused)."""
-        for c in self.conns:
+    def stall(self, reap_after: float = 0.5) -> None:
+        """Go silent on every current connection: no data, and no pongs (reading paused).
+        Like a real server, it notices the dead connection only later: `reap_after` s, until
+        which the connection still counts against the connection limit (406)."""
+        loop = asyncio.get_running_loop()
+        for c in list(self.conns):
             self.stalled.add(c)
             c.ws.transport.pause_reading()
+            loop.call_later(reap_after, self._reap, c)
+
+    def _reap(self, c: _Conn) -> None:
+        c.ws.transport.abort()
+        if c in self.conns:
+            self.conns.remove(c)
+        self.stalled.discard(c)
 
     def outage(self, on: bool = True) -> None:
         """Refuse websocket upgrades (HTTP 503) while on."""

@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import numpy as np
 import polars as pl
+from fake_alpaca import FakeAlpaca, msft_minutes
 
 from stream.bars import FINAL, BarBatch
 from stream.config import Settings, load_config, parse_config
@@ -16,7 +18,6 @@ from stream.events import Event, encode
 from stream.feeds.live import LiveFeed
 from stream.runner import Session
 from stream.timeframes import NEW, Aggregator
-from tests.fake_alpaca import FakeAlpaca, msft_minutes
 
 SMALL = """
 [engine]
@@ -102,7 +103,7 @@ def lines(events: list[Event], late: bool = True) -> list[bytes]:
     """Event lines; without the late flag when late=False (to compare with an uninterrupted run)."""
     if late:
         return [encode(e) for e in events]
-    return [encode(dataclasses.replace(e, late=False)) for e in events]
+    return [encode(msgspec.structs.replace(e, late=False)) for e in events]
 
 
 def reference(cfg: Settings, minutes: pl.DataFrame, warm_until: int, session: bool = True) -> list[Event]:

@@ -59,6 +59,7 @@ class Fatal:
     """The stream cannot go on (bad keys, plan limits): a one-line message for the user."""
 
     message: str
+    code: int | None = None
 
 
 class StreamFatal(Exception):
@@ -89,6 +90,8 @@ class AlpacaStream:
         self._ws = None
         self._stopping = False
         self._got_data = False
+        self._ghosts = 0
+        self.ghost_retries = 5
         self.connections = 0
 
     def __repr__(self) -> str:  # never the keys
@@ -107,7 +110,7 @@ class AlpacaStream:
         self.counters.errors[code] += 1
         action, text = explain(code, msg)
         if action == FATAL:
-            return Fatal(text)
+            return Fatal(text, code)
         if action == IGNORE:
             self.log(text)
             return None
@@ -148,9 +151,17 @@ class AlpacaStream:
                                    close_timeout=1, user_agent_header="barwatch") as ws:
                     self._ws = ws
                     fatal = await self._handshake(ws)
+                    if fatal is not None and fatal.code == 406 and self.connections and \
+                            self._ghosts < self.ghost_retries:
+                        # right after our own reconnect, the server may still count the old
+                        # connection (it reaps it soon): retry a few times before giving up
+                        self._ghosts += 1
+                        raise _Reconnect("connection limit exceeded: the previous connection is "
+                                         "not closed at the server yet")
                     if fatal is not None:
                         await queue.put(fatal)
                         return
+                    self._ghosts = 0
                     await queue.put(Connected(self.connections))
                     self.connections += 1
                     await self._receive(ws, queue)
@@ -184,7 +195,7 @@ class AlpacaStream:
                     self.counters.errors[code] += 1
                     action, line = explain(code, text)
                     if action == FATAL:
-                        return Fatal(line)
+                        return Fatal(line, code)
                     if action != IGNORE:
                         raise _Reconnect(line)
                     self.log(line)

@@ -112,7 +112,7 @@ class LiveFeed:
         self._step_warm(BarBatch.from_polars(df))
         for s, last in zip(ok["symbol"].to_list(), ok["last"].dt.epoch("ns").to_list(), strict=True):
             self.covered[s] = self._covered_after(last)
-            self.agg.mark_seen(s, self.covered[s] - 1)
+            self.agg.mark_seen(s, self.covered[s] - MINUTE)
         self.log(f"warm start: {len(df)} bars from local files for {len(ok)} symbol(s)")
         return len(df)
 
@@ -156,7 +156,10 @@ class LiveFeed:
     async def fill(self, end: int, late: bool) -> AsyncIterator[tuple[BarBatch, bool]]:
         """History up to `end` for every symbol: (batch, emit) pairs in order. Warm start
         (not late) steps nothing itself and keeps only final bars; a backfill keeps all."""
-        starts = {s: self.covered.get(s, -1) for s in self.symbols}
+        starts = {}
+        for s in self.symbols:  # from the end of history or the newest live minute, if later
+            lm = self.agg.last_minute(s)
+            starts[s] = max(self.covered.get(s, -1), -1 if lm is None else lm + MINUTE)
         starts = {s: a for s, a in starts.items() if a < end}
         if not starts or (not late and not self.warm):
             return
@@ -210,6 +213,7 @@ class LiveFeed:
         queue: asyncio.Queue = asyncio.Queue()
         task = asyncio.create_task(self.stream.run(queue))
         fill_late: bool | None = None  # a fill is due at the next frame with bars (late or warm)
+        get = None
         try:
             while True:
                 if not queue.empty():  # the common case under load: no waiting machinery
@@ -266,6 +270,8 @@ class LiveFeed:
                     self.live_bars += len(b)
                     yield self._record(b)
         finally:
+            if get is not None:
+                get.cancel()
             await self.stream.close()
             task.cancel()
             with contextlib.suppress(BaseException):
