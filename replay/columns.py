@@ -105,6 +105,11 @@ def parse_time(text: str, tz: str = EXCHANGE_TZ) -> int:
     s = str(text).strip()
     norm = re.sub(r"^(\d{4}-\d{2}-\d{2})[Tt ]", r"\1 ", s)
     norm = re.sub(r"[Zz]$", "+00:00", norm)
+    frac_ns = 0
+    m = re.match(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\.(\d{1,9})(.*)$", norm)
+    if m:  # fractions to the nanosecond (datetime stops at microseconds)
+        norm = m.group(1) + m.group(3)
+        frac_ns = int(m.group(2).ljust(9, "0"))
     try:
         dt = datetime.fromisoformat(norm)
     except ValueError:
@@ -118,7 +123,7 @@ def parse_time(text: str, tz: str = EXCHANGE_TZ) -> int:
         dt = dt.replace(tzinfo=zone)
     epoch = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
     delta = dt - epoch
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000 + frac_ns
 
 
 def _naive_to_utc(s: pl.Series, tz: str) -> pl.Series:

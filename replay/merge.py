@@ -8,6 +8,8 @@ that). Ties between files go to the earlier file.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import math
 import shutil
 import tempfile
@@ -105,6 +107,8 @@ def sort_by_time(
             yield pl.concat(frames, how="vertical").sort("t", maintain_order=True)
         return
     tmp = Path(tempfile.mkdtemp(prefix="barwatch-replay-", dir=tmp_root))
+    cleanup = functools.partial(shutil.rmtree, tmp, True)
+    atexit.register(cleanup)  # also gone at exit if the replay is abandoned mid-way
     writers: dict[int, tuple[object, pa.ipc.RecordBatchStreamWriter]] = {}
     try:
         for chunk in chunks:
@@ -136,4 +140,5 @@ def sort_by_time(
                 sink.close()
             except Exception:  # noqa: BLE001 - already closed or the disk is gone; the folder goes anyway
                 pass
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup()
+        atexit.unregister(cleanup)

@@ -327,6 +327,27 @@ def test_chunks_are_bounded_and_name_only_their_symbols(expected_daily: pl.DataF
     assert part.bars() == first.bars()[3:9]
 
 
+def test_spill_folder_is_removed_when_done_or_abandoned(tmp_path: Path, expected_daily: pl.DataFrame,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import tempfile
+
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    expected_daily.sort("symbol", maintain_order=True).write_parquet(tmp_path / "g.parquet")
+    r = Reader([tmp_path / "g.parquet"], chunk_rows=1000)
+    it = iter(r)
+    first = next(it)
+    assert r.spilled and len(list(spill.iterdir())) == 1  # one folder of time buckets
+    rest = list(it)
+    assert_frame_equal(pl.concat([b.to_polars() for b in [first, *rest]]), expected_daily)
+    assert list(spill.iterdir()) == []
+    it = iter(r)
+    next(it)
+    it.close()  # the replay stopped early (Ctrl-C, a closed pipe)
+    assert list(spill.iterdir()) == []
+
+
 @pytest.mark.parametrize("check_first", [True, False])
 def test_check_first_or_as_it_goes_give_the_same_bars(tmp_path: Path, expected_daily: pl.DataFrame,
                                                       check_first: bool) -> None:  # fmt: skip
@@ -530,6 +551,7 @@ def test_parse_time() -> None:
     assert parse_time("2012-07-03T09:30:00") == parse_time("2012-07-03T13:30Z")  # EDT
     assert parse_time("2012-01-03T09:30:00.5-05:00") == parse_time("2012-01-03T14:30:00Z") + NS // 2
     assert parse_time("2012-01-03", tz="UTC") == 1325548800 * NS
+    assert parse_time("2012-01-03T14:30:00.123456789Z") == parse_time("2012-01-03T14:30Z") + 123456789
     for bad in ("yesterday", "2012-13-01", "", "03/01/2012", "2012-01-03 25:00"):
         with pytest.raises(ValueError, match="bad time") as e:
             parse_time(bad)
