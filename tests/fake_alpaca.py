@@ -144,6 +144,7 @@ class FakeAlpaca:
         self.subscribed = 0  # subscription acks sent, ever
         self.requests: list[dict] = []  # REST queries seen
         self.client_messages: list[dict] = []
+        self.content_types: list[str] = []  # of each upgrade request (msgpack or JSON)
         self.fail_after_auth: list[int] = []  # error codes to send after the next auths
         self.page_cap = 10000  # most bars per REST page (Alpaca may send fewer than limit)
         self._sub_event = asyncio.Event()
@@ -227,6 +228,7 @@ class FakeAlpaca:
         path = urlparse(ws.request.path).path.rstrip("/")
         feed = "crypto" if "crypto" in path else path.split("/")[2]
         c = _Conn(ws, ctype.split(";")[0].strip() == "application/msgpack", feed)
+        self.content_types.append(ctype)
         self.connections += 1
         self.conns.append(c)
         try:
