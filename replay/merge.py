@@ -21,8 +21,15 @@ import polars as pl
 import pyarrow as pa
 
 
-def merge(streams: list[Iterator[pl.DataFrame]]) -> Iterator[pl.DataFrame]:
+def _frame(chunk: pl.DataFrame | dict[str, np.ndarray]) -> pl.DataFrame:
+    return chunk if isinstance(chunk, pl.DataFrame) else pl.DataFrame(chunk)
+
+
+def merge(streams: list[Iterator]) -> Iterator:
     """Merge time-sorted chunk streams into one, by (t, stream, row), holding one chunk per stream.
+
+    A single stream passes through as it is; otherwise chunks (frames or dicts of numpy columns)
+    are merged as frames.
 
     Each round emits every buffered row whose key is at or before the smallest "last buffered
     key" among streams: no later chunk of any stream can come before it.
@@ -40,7 +47,7 @@ def merge(streams: list[Iterator[pl.DataFrame]]) -> Iterator[pl.DataFrame]:
                     alive.remove(i)
                     bufs.pop(i, None)
                     break
-                bufs[i] = nxt
+                bufs[i] = _frame(nxt)
         if not alive:
             return
         ht, hf = min((bufs[i]["t"][-1], i) for i in alive)

@@ -57,6 +57,7 @@ CHECK_ROLES = ("t", "symbol", "open", "high", "low", "close", "kind")
 ALL_ROLES = ("t", "symbol", "open", "high", "low", "close", "volume", "trade_count", "vwap", "kind")
 OUT = ["sym", "t", "open", "high", "low", "close", "volume", "trade_count", "vwap", "kind"]
 INT64_MAX = np.iinfo(np.int64).max
+Chunk = dict[str, np.ndarray] | pl.DataFrame  # a stream's chunk: numpy columns, or a frame after sorting
 
 
 def default_data() -> Path:
@@ -289,12 +290,12 @@ class Reader:
 
     # ---- the bars --------------------------------------------------------------------------
 
-    def _stream(self, src: Source, plan: _Plan) -> Iterator[pl.DataFrame]:
-        """One file's good rows, sorted by time (equal times in file order), as frames of OUT columns."""
+    def _stream(self, src: Source, plan: _Plan) -> Iterator[Chunk]:
+        """One file's good rows, sorted by time (equal times in file order), in chunks of OUT columns."""
         lo, hi = self._window()
         windowed = self.start is not None or self.end is not None
 
-        def chunks() -> Iterator[pl.DataFrame]:
+        def chunks() -> Iterator[dict[str, np.ndarray]]:
             for raw in src.frames(ALL_ROLES, self.chunk_rows, upto=plan.last_row):
                 a = src.arrays(raw, self._symbols, full=True)
                 if not plan.checked:
@@ -309,11 +310,11 @@ class Reader:
                 if keep is not None and not keep.all():
                     a = {k: v[keep] for k, v in a.items()}
                 if len(a["t"]):
-                    yield pl.DataFrame({k: a[k] for k in OUT})
+                    yield {k: a[k] for k in OUT}
 
         if plan.ordered:
-            return chunks()
-        return merge.sort_by_time(chunks(), plan.edges)
+            return chunks()  # as numpy columns: no frame is built on the fast path
+        return merge.sort_by_time((pl.DataFrame(c) for c in chunks()), plan.edges)
 
     def __iter__(self) -> Iterator[BarBatch]:
         if not self._fresh:
@@ -328,11 +329,13 @@ class Reader:
             return
         names = self._symbols.names
         for chunk in merge.merge(streams):
+            cols = chunk if isinstance(chunk, dict) else {k: chunk.get_column(k).to_numpy() for k in OUT}
             lut = np.full(len(names), -1, np.int64)
-            for off in range(0, chunk.height, self.chunk_rows):
-                part = chunk.slice(off, self.chunk_rows)
+            n = len(cols["t"])
+            for off in range(0, n, self.chunk_rows):
+                part = {k: v[off : off + self.chunk_rows] for k, v in cols.items()}
                 yield _batch(part, lut, names)
-                self.rows += part.height
+                self.rows += len(part["t"])
 
     def describe_skips(self) -> str:
         """One line for the summary, e.g. "skipped 3 bad rows: 2 nan price, 1 high < low"."""
@@ -343,24 +346,23 @@ class Reader:
         return f"skipped {self.skipped} bad {noun}: " + ", ".join(f"{n} {name}" for name, n in parts)
 
 
-def _batch(part: pl.DataFrame, lut: np.ndarray, names: list[str]) -> BarBatch:
-    """A frame of OUT columns as a BarBatch listing only its own symbols (in id order)."""
-    sym = part.get_column("sym").to_numpy()
+def _batch(part: dict[str, np.ndarray], lut: np.ndarray, names: list[str]) -> BarBatch:
+    """OUT columns as a BarBatch listing only its own symbols (in id order)."""
+    sym = part["sym"]
     present = np.flatnonzero(np.bincount(sym, minlength=len(names)))
     lut[present] = np.arange(len(present))
-    col = part.get_column
     return BarBatch(
         symbols=[names[i] for i in present],
         sym=lut[sym],
-        t=col("t").to_numpy(),
-        open=col("open").to_numpy(),
-        high=col("high").to_numpy(),
-        low=col("low").to_numpy(),
-        close=col("close").to_numpy(),
-        volume=col("volume").to_numpy(),
-        trade_count=col("trade_count").to_numpy(),
-        vwap=col("vwap").to_numpy(),
-        kind=col("kind").to_numpy(),
+        t=part["t"],
+        open=part["open"],
+        high=part["high"],
+        low=part["low"],
+        close=part["close"],
+        volume=part["volume"],
+        trade_count=part["trade_count"],
+        vwap=part["vwap"],
+        kind=part["kind"],
     )
 
 
