@@ -26,6 +26,8 @@ from .replay_feed import ReplayFeed
 from .runner import Session
 
 WATCHABLE = 50  # bars of the timeframe per second when no --speed is given and the table is on
+CHUNK = 100_000  # bars a read: large enough that per-chunk costs vanish, small enough that one
+# chunk's events (about 0.5 a bar, ~1 KB each as records) stay well under the memory budget
 TF_SECONDS = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}
 
 HELP = """\
@@ -198,7 +200,8 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
         return 2
 
     try:
-        reader = Reader(p.paths, symbols=p.symbols, start=p.start, end=p.end, skip_bad=args.skip_bad)
+        reader = Reader(p.paths, symbols=p.symbols, start=p.start, end=p.end, skip_bad=args.skip_bad,
+                        chunk_rows=CHUNK)
     except (BadData, ValueError, OSError) as e:
         _say(f"barwatch: {str(e).splitlines()[0]}")
         return 2

@@ -13,10 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from ..config import Settings
@@ -150,8 +148,12 @@ def _label(sig: Signal, wide: bool) -> Text:
     return Text(text, style=style)
 
 
-def render(rows: Sequence[tuple[dict, Signal | None]], stats: Stats, cols: Columns, width: int = 80) -> Table:
-    """The table for these snapshots and figures, laid out for a terminal `width` columns wide."""
+def render(rows: Sequence[tuple[dict, Signal | None]], stats: Stats, cols: Columns, width: int = 80) -> Group:
+    """The table for these snapshots and figures, laid out for a terminal `width` columns wide.
+
+    Laid out here, line by line (every column as wide as its content, one space apart, the last
+    signal cut to what is left): a fraction of the cost of a rich Table at 10 frames a second.
+    """
     wide = width >= WIDE
     latest = max((s.get("time") or "" for s, _ in rows), default="")
     day = latest[:10] if stats.timeframe == "1Day" else latest[:16].replace("T", " ")
@@ -159,24 +161,41 @@ def render(rows: Sequence[tuple[dict, Signal | None]], stats: Stats, cols: Colum
     fast, slow = cols.fast or "ma", cols.slow or "ma"
     heads = ["symbol", "date" if stats.timeframe == "1Day" else "time", "close", "chg%", fast, slow, "spread",
              cols.rsi or "rsi", *(["zone"] if wide else []), "last signal", "age"]
-    right = {"close", "chg%", "spread", "age", fast, slow}
+    right = [h in ("close", "chg%", "spread", "age", fast, slow) for h in heads]
     gauge = 10 if wide else 4
     body = [_cells(snap, sig, stats.timeframe, cols, wide, gauge) for snap, sig in rows]
-
-    # every column as wide as its content, one space between; the last signal gets what is left
-    need = [max([Text(h).cell_len] + [Text(c).cell_len if isinstance(c, str) else c.cell_len for c in col])
+    need = [max([len(h)] + [c.cell_len for c in col])
             for h, col in zip(heads, zip(*body, strict=True) if body else [()] * len(heads), strict=True)]
     sig_i = heads.index("last signal")
-    room = width - (sum(need) - need[sig_i]) - (len(heads) - 1)
-    t = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False, title=title,
-              title_justify="left", caption=_footer(stats), caption_justify="left", expand=False)
-    for i, h in enumerate(heads):
-        kw = {"max_width": max(room, 6)} if i == sig_i else {}
-        t.add_column(h, justify="right" if h in right else "left", no_wrap=True, overflow="ellipsis",
-                     style="bold" if i == 0 else None, **kw)
-    for cells in body:
-        t.add_row(*cells)
-    return t
+    need[sig_i] = max(6, min(need[sig_i], width - (sum(need) - need[sig_i]) - (len(heads) - 1)))
+    span = min(width, sum(need) + len(heads) - 1)
+    lines = [Text(title, style="italic", no_wrap=True, overflow="ellipsis"),
+             _line([Text(h) for h in heads], need, right, "bold"),
+             Text("─" * span, style="dim")]
+    lines += [_line(cells, need, right, "") for cells in body]
+    lines.append(Text(_footer(stats), style="dim italic"))
+    return Group(*lines)
+
+
+def _line(cells: list[Text], widths: list[int], right: list[bool], style: str) -> Text:
+    """Cells padded (or cut with an ellipsis) to their column widths, one space apart."""
+    out = Text(style=style, no_wrap=True, overflow="ellipsis", end="\n")
+    for i, (c, w) in enumerate(zip(cells, widths, strict=True)):
+        if i:
+            out.append(" ")
+        if c.cell_len > w:
+            c = c.copy()
+            c.truncate(w, overflow="ellipsis")
+        pad = " " * (w - c.cell_len)
+        if right[i]:
+            out.append(pad)
+            out.append_text(c)
+        else:
+            out.append_text(c)
+            out.append(pad)
+    if cells:
+        out.stylize("bold", 0, cells[0].cell_len)  # the symbol
+    return out
 
 
 def _cells(snap: dict, sig: Signal | None, timeframe: str, cols: Columns, wide: bool, gauge: int) -> list:
@@ -230,10 +249,13 @@ def _footer(stats: Stats) -> str:
 
 
 class LiveTable:
-    """A rich Live redrawn from `frame()` at most `fps` times a second by its own task."""
+    """A rich Live redrawn from `frame()` by its own task: at most `fps` times a second, and
+    spending at most `budget` of the time drawing, so a big table slows its rate, not the engine."""
 
-    def __init__(self, console: Console, frame: Callable[[int, int], Table], fps: float = 10.0) -> None:
+    def __init__(self, console: Console, frame: Callable[[int, int], Group], fps: float = 10.0,
+                 budget: float = 0.05) -> None:
         self.console = console
+        self.budget = budget
         self.frame = frame  # (width, height) -> renderable
         self.period = 1.0 / fps
         self.draws = 0
@@ -250,7 +272,9 @@ class LiveTable:
         while True:
             t0 = time.perf_counter()
             self._draw()
-            await asyncio.sleep(max(self.period - (time.perf_counter() - t0), self.period / 2))
+            cost = time.perf_counter() - t0
+            # at most fps frames a second, and drawing at most `budget` of the time (big tables)
+            await asyncio.sleep(max(self.period - cost, cost * (1 / self.budget - 1)))
 
     def start(self) -> None:
         self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False,
@@ -282,6 +306,7 @@ class Board:
     which reads engine snapshots and figures into a renderable (only when the timer asks)."""
 
     ROWS_AROUND = 7  # title, header, rule, caption (2 lines), margin
+    SLICE = 20_000  # bars stepped between two chances to redraw (a few ms at kernel speed)
 
     def __init__(self, engine, cols: Columns, stats: Callable[[], Stats],
                  order: Sequence[str] | None = None) -> None:
@@ -301,6 +326,10 @@ class Board:
     def flush(self) -> None:
         pass
 
+    def max_rows(self) -> int:
+        """Ask the runner for slices this small, so the redraw timer gets its turn during big batches."""
+        return self.SLICE
+
     def rows(self, limit: int) -> tuple[list[tuple[dict, Signal | None]], int]:
         """Up to `limit` rows (the --symbols order, else alphabetical) and the number of symbols."""
         known = self.engine.symbols
@@ -315,7 +344,7 @@ class Board:
                 out.append((snap, self.signals.get(sym)))
         return out, len(known)
 
-    def frame(self, width: int, height: int) -> Table:
+    def frame(self, width: int, height: int) -> Group:
         st = self.stats()
         now = time.perf_counter()
         if self._rate is not None and now - self._rate[0] >= 0.25:

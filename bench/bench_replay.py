@@ -1,0 +1,258 @@
+"""Replay benchmark: a 10-million-bar Parquet file (the bundled real daily bars tiled over many
+symbols, minute-spaced, see bench/data.py) through `barwatch replay --speed max` to JSON lines on
+/dev/null, beside the engine alone over the same bars already in memory, in one run.
+
+Prints bars/s and peak memory (getrusage maxrss of the replay process) with the table off and
+on (the table drawn on a pseudo-terminal), the ratios, and where the time goes (each stage of
+the replay timed alone over the first million bars).
+
+    .venv/bin/python -m bench.bench_replay [--bars 10000000] [--symbols 1000]
+
+Targets (issue 3): >= 5M bars/s end to end, peak <= 1 GB, the table costing <= 10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from rich.console import Console
+
+from bench.data import MINUTE_NS, tiled
+from replay.store import Reader
+from stream.bars import BarBatch
+from stream.engine import Engine
+from stream.outputs.jsonl import encode_lines
+from stream.outputs.table import Board, Columns, Stats
+from stream.runner import slice_batch
+
+BARWATCH = str(Path(sys.executable).with_name("barwatch"))
+SUMMARY = re.compile(r"replay done: (\d+) bars, (\d+) events, .*?, ([\d.]+) s")
+
+
+def make_file(path: Path, symbols: int, bars: int) -> None:
+    """`bars` minute bars for each of `symbols` symbols, interleaved in time order, as Parquet
+    (written a time block at a time: bounded memory)."""
+    import pyarrow as pa
+
+    names = pa.array([f"S{s:04d}" for s in range(symbols)])
+    series = [tiled(bars, offset=97 * s) for s in range(symbols)]  # [bars, 5] each
+    block = max(1, 1_000_000 // symbols)
+    tmp = path.with_name(path.name + ".partial")
+    with _Writer(tmp) as w:
+        for a in range(0, bars, block):
+            b = min(bars, a + block)
+            x = np.stack([s[a:b] for s in series], axis=1).reshape(-1, 5)
+            n = len(x)
+            sym = np.tile(np.arange(symbols), b - a)
+            t = np.repeat(np.arange(a, b, dtype=np.int64) * MINUTE_NS, symbols) + 1_600_000_000 * 10**9
+            table = pa.table({
+                "symbol": names.take(pa.array(sym)),
+                "t": pa.array(t, pa.timestamp("ns", "UTC")),
+                "open": x[:, 0], "high": x[:, 1], "low": x[:, 2], "close": x[:, 3], "volume": x[:, 4],
+            })
+            assert table.num_rows == n
+            w.write(table)
+    os.replace(tmp, path)
+
+
+class _Writer:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.w = None
+
+    def __enter__(self):
+        return self
+
+    def write(self, table) -> None:
+        import pyarrow.parquet as pq
+
+        if self.w is None:
+            self.w = pq.ParquetWriter(str(self.path), table.schema, compression="zstd")
+        self.w.write_table(table, row_group_size=1_000_000)
+
+    def __exit__(self, *exc) -> None:
+        if self.w is not None:
+            self.w.close()
+
+
+def replay(path: Path, table: bool) -> dict:
+    """One `barwatch replay --speed max --events /dev/null` run: bars/s (the command's own
+    figure, from reading the file to the last line), wall seconds and peak RSS."""
+    args = [BARWATCH, "replay", str(path), "--speed", "max", "--events", "/dev/null"]
+    t0 = time.perf_counter()
+    if table:  # the table only draws on a terminal: give it one, and read what it draws
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
+        os.close(slave)
+        drawn = [0]
+
+        def drain() -> None:
+            while True:
+                try:
+                    b = os.read(master, 1 << 16)
+                except OSError:
+                    return
+                if not b:
+                    return
+                drawn[0] += len(b)
+
+        th = threading.Thread(target=drain, daemon=True)
+        th.start()
+    else:
+        p = subprocess.Popen(args + ["--no-table"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    err = p.stderr.read().decode()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if table:
+        th.join(5)
+        os.close(master)
+    m = SUMMARY.search(err)
+    if p.returncode != 0 or not m:
+        raise SystemExit(f"replay failed ({p.returncode}): {err.strip()}")
+    bars, events, secs = int(m.group(1)), int(m.group(2)), float(m.group(3))
+    return {"bars": bars, "events": events, "secs": secs, "bps": bars / secs, "wall": wall,
+            "rss": ru.ru_maxrss * 1024, "drawn": drawn[0] if table else 0}
+
+
+def _kernel_only(engine: Engine) -> Engine:
+    """The engine with its Python event records switched off: the compiled step alone (bench only)."""
+    engine._records = lambda batch, ne, out: None
+    return engine
+
+
+def kernel(path: Path) -> dict:
+    """Engine.process over the whole file as one in-memory batch (the core's figure: events
+    made), and the compiled step alone."""
+    df = pl.read_parquet(path)
+    batch = BarBatch.from_polars(df)
+    del df
+    Engine().process(slice_batch(batch, 0, 1000))  # compiled before timing
+    t0 = time.perf_counter()
+    n_ev = len(Engine().process(batch))
+    with_events = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _kernel_only(Engine()).process(batch)
+    stepping = time.perf_counter() - t0
+    return {"bars": len(batch), "events": n_ev, "with_events": with_events, "stepping": stepping}
+
+
+def stages(path: Path, bars: int) -> list[tuple[str, float]]:
+    """Each stage of the replay alone over the first `bars` bars: seconds."""
+    row = pl.scan_parquet(path).slice(bars, 1).select(pl.col("t").dt.epoch("ns")).collect()
+    end = int(row.item()) if row.height else None
+    t0 = time.perf_counter()
+    batches = list(Reader([path], end=end, chunk_rows=100_000))
+    read = time.perf_counter() - t0
+    Engine().process(slice_batch(batches[0], 0, 100))  # compiled before timing
+    engine = _kernel_only(Engine())
+    t0 = time.perf_counter()
+    for b in batches:
+        engine.process(b)
+    step = time.perf_counter() - t0
+    engine = Engine()
+    t0 = time.perf_counter()
+    evs = [engine.process(b) for b in batches]
+    with_events = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    blobs = [encode_lines(e) for e in evs]
+    enc = time.perf_counter() - t0
+    with open(os.devnull, "wb") as f:
+        t0 = time.perf_counter()
+        for blob in blobs:
+            f.write(blob)
+            f.flush()
+        write = time.perf_counter() - t0
+    board = Board(engine, Columns.from_settings(engine.config), lambda: Stats(timeframe="1Min"))
+    console = Console(file=open(os.devnull, "w"), force_terminal=True, width=120, height=40)
+    t0 = time.perf_counter()
+    for e in evs:
+        board.write(e, b"")
+    seen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frames = 20
+    for _ in range(frames):
+        console.print(board.frame(120, 40))
+    frame = (time.perf_counter() - t0) / frames
+    total = read + with_events + enc + write
+    n = sum(len(b) for b in batches)
+    return [("bars", n), ("events", sum(len(e) for e in evs)),
+            ("read (check pass + chunks)", read), ("engine: compiled step", step),
+            ("engine: event records (Python)", with_events - step), ("encode JSON lines", enc),
+            ("write to /dev/null", write), ("table: last signals", seen),
+            ("table: frames at 10/s", frame * 10 * total)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bars", type=int, default=10_000_000)
+    ap.add_argument("--symbols", type=int, default=1000)
+    ap.add_argument("--dir", default="/tmp/barwatch-bench", help="where the generated file is kept")
+    ap.add_argument("--profile-bars", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    per = -(-args.bars // args.symbols)
+    path = Path(args.dir) / f"bars_{args.symbols}x{per}.parquet"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        make_file(path, args.symbols, per)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s")
+    print(f"file: {path} ({args.symbols} symbols x {per:,} minute bars = {args.symbols * per:,} bars)")
+
+    runs: dict[bool, list[dict]] = {False: [], True: []}
+    for _ in range(args.repeat):  # alternating, best of each: the machine is shared
+        for table in (False, True):
+            runs[table].append(replay(path, table))
+    off = max(runs[False], key=lambda r: r["bps"])
+    on = max(runs[True], key=lambda r: r["bps"])
+    k = kernel(path)
+    kb = k["bars"] / k["with_events"]
+    ks = k["bars"] / k["stepping"]
+    gb = 1024**3
+    print()
+    print(f"{'':44s} {'bars/s':>12s} {'vs engine':>10s} {'peak RSS':>10s} {'wall':>8s}")
+    print(f"{'Engine.process, in memory (events made)':44s} {kb / 1e6:10.2f} M {1:9.2f}x {'-':>10s} "
+          f"{k['with_events']:7.1f}s")
+    print(f"{'  its compiled step alone (no records)':44s} {ks / 1e6:10.2f} M {ks / kb:9.2f}x {'-':>10s} "
+          f"{k['stepping']:7.1f}s")
+    for name, r in (("replay -> JSON lines on /dev/null", off), ("  the same, table on (pty, 120x40)", on)):
+        print(f"{name:44s} {r['bps'] / 1e6:10.2f} M {r['bps'] / kb:9.2f}x {r['rss'] / gb:8.2f} G "
+              f"{r['wall']:7.1f}s")
+    print()
+    print(f"events: {off['events']:,} ({off['events'] / off['bars']:.2f} a bar); "
+          f"the table drew {on['drawn']:,} bytes; best of {args.repeat} runs each")
+    cost = 1 - on["bps"] / off["bps"]
+    print(f"table on costs {100 * cost:.1f} % of the no-table rate (target <= 10 %)")
+    print(f"end to end {off['bps'] / 1e6:.2f} M bars/s (target >= 5 M); peak {off['rss'] / gb:.2f} GB "
+          f"(target <= 1 GB)")
+    print()
+    print(f"where the time goes (each stage alone, first {args.profile_bars:,} bars):")
+    parts = stages(path, args.profile_bars)
+    n = parts[0][1]
+    total = sum(s for _, s in parts[2:7])
+    print(f"  {int(n):,} bars, {int(parts[1][1]):,} events")
+    for i, (name, s) in enumerate(parts[2:]):
+        if i == 5:
+            print("  and with the table on, on top of those:")
+        rate = n / max(s, 1e-9) / 1e6
+        print(f"  {name:34s} {s:7.3f} s {100 * s / total:5.1f} %  ({rate:8.2f} M bars/s alone)")
+
+
+if __name__ == "__main__":
+    main()
