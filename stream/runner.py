@@ -38,7 +38,7 @@ class Session:
 
     def __init__(self, engine: Engine, outputs: list[Output]) -> None:
         self.engine = engine
-        self.outputs = list(outputs)
+        self.outputs = outputs  # kept, not copied: outputs appended later get events too
         self.bars = 0
         self.events = 0
         self.batches = 0
