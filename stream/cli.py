@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_live
 
     cli_live.add_parser(sub)
+    from . import cli_fetch
+
+    cli_fetch.add_parser(sub)
     return p
 
 
