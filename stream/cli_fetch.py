@@ -103,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
     columns = (TextColumn("fetch {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rows]:,} bars"), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
             task = progress.add_task(f"{','.join(symbols[:3])}{'...' if len(symbols) > 3 else ''} "
                                      f"{args.timeframe}", total=None, rows=0)
 
