@@ -324,12 +324,15 @@ class FakeAlpaca:
             self.pos += 1
             self.clock = t + MINUTE
             symbols = sorted(self.by_minute[t])
-            for c in self._live():
+            daily = {}
+            for c in self._live():  # the minute's bars in one frame, then the daily bars so far
                 msgs = [dict(self.rows[(s, t)], T="b") for s in symbols if c.wants("bars", s)]
-                msgs += [dict(self._daily(s, t), T="d") for s in symbols if c.wants("dailyBars", s)]
-                if msgs:
-                    with contextlib.suppress(Exception):
-                        await self._send(c, msgs)
+                days = [dict(daily.get(s) or daily.setdefault(s, self._daily(s, t)), T="d")
+                        for s in symbols if c.wants("dailyBars", s)]
+                for frame in (msgs, days):
+                    if frame:
+                        with contextlib.suppress(Exception):
+                            await self._send(c, frame)
             sent += 1
         return sent
 

@@ -124,7 +124,7 @@ def test_json_frames_have_rfc3339_times_and_subscription_lists():
                 await ws.send(json.dumps({"action": "subscribe", "bars": ["MSFT"], "dailyBars": ["MSFT"]}))
                 sub = json.loads(await ws.recv())
                 await fake.publish(1)
-                frame = json.loads(await ws.recv())
+                frame = json.loads(await ws.recv()) + json.loads(await ws.recv())  # bars, then daily
             return auth, sub, frame
 
     auth, sub, frame = asyncio.run(go())
