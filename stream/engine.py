@@ -7,6 +7,7 @@ through it. It writes event records into preallocated arrays; Python turns only 
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -289,7 +290,13 @@ class Engine:
                             batch.volume, batch.kind, start, self.S, self.I, p.IP, p.RP, p.RF,
                             p.sb, self.EI, self.EF, p.max_events, self.stats)
             if ne:
-                self._records(batch, ne, out if emit else None)
+                gc_was_on = gc.isenabled()
+                gc.disable()  # events are acyclic; collections over millions of them cost more than the work
+                try:
+                    self._records(batch, ne, out if emit else None)
+                finally:
+                    if gc_was_on:
+                        gc.enable()
             if start >= n:
                 return out
 
