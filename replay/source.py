@@ -283,7 +283,16 @@ class Source:
 
     def arrays(self, raw: pl.DataFrame, symbols: Symbols, full: bool) -> dict[str, np.ndarray]:
         """A raw chunk as numpy columns: __row, sym, t, open, high, low, close, kind (+ volume,
-        trade_count, vwap when `full`)."""
+        trade_count, vwap when `full`); BadData if a column's type cannot be used at all."""
+        try:
+            return self._arrays(raw, symbols, full)
+        except pl.exceptions.PolarsError as e:
+            types = ", ".join(
+                f"{self.cols.names.get(c, c)}: {t}" for c, t in raw.schema.items() if c != "__row"
+            )
+            raise BadData(self.name, f"unusable column types ({types}): {first_line(e)}") from None
+
+    def _arrays(self, raw: pl.DataFrame, symbols: Symbols, full: bool) -> dict[str, np.ndarray]:
         n = raw.height
         if self.fixed is not None:
             sym = np.full(n, symbols.id(self.fixed), np.int64)

@@ -542,6 +542,15 @@ def test_unreadable_files_are_one_line(tmp_path: Path) -> None:
         assert msg.startswith(f"{path}: ") and text in msg and "\n" not in msg, msg
 
 
+def test_unusable_column_types_are_one_line(tmp_path: Path, aapl: pl.DataFrame) -> None:
+    aapl.head(5).with_columns(pl.concat_list("symbol", "symbol").alias("symbol")).write_parquet(
+        tmp_path / "l.parquet"
+    )
+    with pytest.raises(BadData, match=r"l\.parquet: unusable column types \(.*symbol: List\(String\)") as e:
+        list(Reader([tmp_path / "l.parquet"]))
+    assert "\n" not in str(e.value)
+
+
 # ---- small functions -----------------------------------------------------------------------------
 
 
