@@ -305,9 +305,13 @@ class Aggregator:
 
     def _batch(self, k: int, out_i: np.ndarray, out_f: np.ndarray, late: bool) -> BarBatch:
         rows = out_i[:k, 0]
-        if k and len(self.symbols) > 1:
-            uniq, sym = np.unique(rows, return_inverse=True)
-            symbols = [self.symbols[i] for i in uniq.tolist()]
+        if k and len(self.symbols) > 1:  # only the symbols present, in row order: O(symbols)
+            present = np.zeros(len(self.symbols), dtype=bool)
+            present[rows] = True
+            uniq = np.flatnonzero(present)
+            sym = (np.cumsum(present) - 1)[rows]
+            names = self.symbols
+            symbols = list(names) if len(uniq) == len(names) else [names[i] for i in uniq.tolist()]
         else:
             symbols = [self.symbols[int(rows[0])]] if k else []
             sym = np.zeros(k, dtype=np.int64)

@@ -251,6 +251,7 @@ class LiveFeed:
                 if not len(minutes):
                     continue
                 a = minutes.arrays()
+                self.last_received = item.received
                 if fill_late is not None:
                     late, fill_late = fill_late, None
                     async for b, emit in self.fill(int(a[1].min()), late):
@@ -265,7 +266,6 @@ class LiveFeed:
                         yield self._record(closing)
                 b = self.agg.add(*a)
                 self._clock = (int(a[1].max()) + MINUTE, time.monotonic())
-                self.last_received = item.received
                 if len(b):
                     self.live_bars += len(b)
                     yield self._record(b)

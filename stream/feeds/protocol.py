@@ -23,6 +23,8 @@ import numpy as np
 
 from ..timeframes import NEW, UPDATE
 
+assert (NEW, UPDATE) == (0, 1)  # a `u` message is kind 1 below (True as int8)
+
 CONTROL = ("success", "error", "subscription")
 BAR_FIELDS = ("o", "h", "l", "c", "v", "t")
 
@@ -55,7 +57,7 @@ def explain(code: int | None, msg: str | None) -> tuple[str, str]:
     return action, f"Alpaca stream error {code}: {text}"
 
 
-class JsonMsg(msgspec.Struct):
+class JsonMsg(msgspec.Struct, gc=False):
     """Any message of a JSON frame; fields a type does not use stay None."""
 
     T: str
@@ -75,7 +77,7 @@ class JsonMsg(msgspec.Struct):
     dailyBars: list[str] | None = None
 
 
-class PackMsg(msgspec.Struct):
+class PackMsg(msgspec.Struct, gc=False):
     """Any message of a msgpack frame: times are msgpack Timestamps (datetime here)."""
 
     T: str
@@ -201,31 +203,23 @@ def _get(m, k):
 class Minutes:
     """Minute bars of one frame, as columns in arrival order (rows of an Aggregator)."""
 
-    ids: list = field(default_factory=list)
-    t: list = field(default_factory=list)
-    kind: list = field(default_factory=list)
-    o: list = field(default_factory=list)
-    h: list = field(default_factory=list)
-    l: list = field(default_factory=list)
-    c: list = field(default_factory=list)
-    v: list = field(default_factory=list)
-    n: list = field(default_factory=list)
-    vw: list = field(default_factory=list)
+    ids: np.ndarray
+    t: np.ndarray
+    kind: np.ndarray
+    o: np.ndarray
+    h: np.ndarray
+    l: np.ndarray
+    c: np.ndarray
+    v: np.ndarray
+    n: np.ndarray
+    vw: np.ndarray
 
     def __len__(self) -> int:
         return len(self.t)
 
-    def extend(self, other: Minutes) -> None:
-        for name in ("ids", "t", "kind", "o", "h", "l", "c", "v", "n", "vw"):
-            getattr(self, name).extend(getattr(other, name))
-
     def arrays(self) -> tuple[np.ndarray, ...]:
         """(ids, t, kind, o, h, l, c, v, n, vw) as the Aggregator takes them."""
-        f = np.float64
-        return (np.array(self.ids, dtype=np.int64), np.array(self.t, dtype=np.int64),
-                np.array(self.kind, dtype=np.int8), np.array(self.o, dtype=f),
-                np.array(self.h, dtype=f), np.array(self.l, dtype=f), np.array(self.c, dtype=f),
-                np.array(self.v, dtype=f), np.array(self.n, dtype=f), np.array(self.vw, dtype=f))
+        return self.ids, self.t, self.kind, self.o, self.h, self.l, self.c, self.v, self.n, self.vw
 
 
 def _bad_reason(m) -> str | None:
@@ -250,71 +244,148 @@ def _bad_reason(m) -> str | None:
         return "bad v"
     if _get(m, "h") < _get(m, "l"):
         return "high < low"
+    try:
+        time_ns(_get(m, "t"))
+    except (ValueError, TypeError, OverflowError):
+        return "bad t"
     return None
 
 
-def split(msgs: list, agg, counters: Counters, out: Minutes | None = None) -> tuple[Minutes, list]:
-    """Messages -> (minute bars as columns, control messages); `agg` gives symbol rows."""
-    out = Minutes() if out is None else out
-    control = []
-    ids, tt, kk, oo, hh, ll, cc, vv, nn, ww = (out.ids, out.t, out.kind, out.o, out.h, out.l,
-                                               out.c, out.v, out.n, out.vw)
-    index, sid = agg.index, agg.sid
-    nan, inf = math.nan, math.inf
+def _floats(xs: list) -> np.ndarray:
+    """A list of numbers, None for missing -> float64 with NaN."""
+    if None in xs:
+        return np.array([math.nan if x is None else x for x in xs], dtype=np.float64)
+    return np.array(xs, dtype=np.float64)
+
+
+def _times(ts: list) -> np.ndarray:
+    """Bar times -> ns, each distinct time parsed once (a frame's bars mostly share one)."""
+    cache = _TIMES
+    out = [cache.get(x) for x in ts]
+    if None in out:
+        if len(cache) > 100_000:
+            cache.clear()
+        for x in set(ts):
+            if x not in cache:
+                cache[x] = time_ns(x)
+        out = [cache[x] for x in ts]
+    return np.array(out, dtype=np.int64)
+
+
+def split(msgs: list, agg, counters: Counters) -> tuple[Minutes, list]:
+    """Messages -> (minute bars as columns, control messages); `agg` gives symbol rows.
+
+    The common frame (typed messages, all bars, all good) is converted column by column; only
+    rows that fail the vectorised checks are looked at one by one, to count why."""
     counters.messages += len(msgs)
-    for m in msgs:
-        if isinstance(m, (JsonMsg, PackMsg)):  # typed: fields already numbers or None
-            typ = m.T
+    typed = bool(msgs) and isinstance(msgs[0], (JsonMsg, PackMsg))
+    types = [m.T if typed else _get_t(m) for m in msgs]
+    nb = types.count("b")
+    nu = types.count("u")
+    control = []
+    if nb + nu == len(msgs):
+        bars = msgs
+    else:
+        bars = []
+        for m, typ in zip(msgs, types, strict=True):
             if typ == "b" or typ == "u":
-                o, h, l, c, v, S = m.o, m.h, m.l, m.c, m.v, m.S
-                try:  # the common case in one expression; anything odd goes the slow way
-                    ok = (0 < l <= h < inf and 0 < o < inf and 0 < c < inf and 0 <= v < inf
-                          and S)
-                except TypeError:
-                    ok = False
-                why = None if ok and m.t is not None else _bad_reason(m)
-                n, vw = m.n, m.vw
-        else:
-            typ = m.get("T") if isinstance(m, dict) else None
-            if typ == "b" or typ == "u":
-                why = _bad_reason(m)
-                if why is None:
-                    o, h, l, c, v, S = m["o"], m["h"], m["l"], m["c"], m["v"], m["S"]
-                    n, vw = m.get("n"), m.get("vw")
-                    n = n if isinstance(n, (int, float)) and not isinstance(n, bool) else None
-                    vw = vw if isinstance(vw, (int, float)) and not isinstance(vw, bool) else None
-        if typ == "b" or typ == "u":
-            if why is None:
-                try:
-                    ts = time_ns(_get(m, "t"))
-                except (ValueError, TypeError, OverflowError):
-                    why = "bad t"
-            if why is not None:
-                counters.bad[why] += 1
-                continue
-            if typ == "b":
-                counters.bars += 1
-                kk.append(NEW)
+                bars.append(m)
+            elif typ == "d":
+                counters.daily += 1
+            elif typ in CONTROL:
+                control.append(m)
             else:
-                counters.updated += 1
-                kk.append(UPDATE)
-            r = index.get(S)
-            ids.append(sid(S) if r is None else r)
-            tt.append(ts)
-            oo.append(o)
-            hh.append(h)
-            ll.append(l)
-            cc.append(c)
-            vv.append(v)
-            nn.append(nan if n is None else n)
-            ww.append(nan if vw is None else vw)
-        elif typ == "d":
-            counters.daily += 1
-        elif typ in CONTROL:
-            control.append(m)
-        else:
-            counters.unknown[str(typ)] += 1
-    return out, control
+                counters.unknown[str(typ)] += 1
+    if not bars:
+        return _empty(), control
+    if not typed:
+        bars = [_as_struct(m) for m in bars]  # loose dicts: typed one by one (bad ones counted)
+        good = []
+        for m in bars:
+            if isinstance(m, str):
+                counters.bad[m] += 1
+            else:
+                good.append(m)
+        bars = good
+    S = [m.S for m in bars]
+    try:
+        o, h, l, c, v = (np.array(col, dtype=np.float64) for col in (
+            [m.o for m in bars], [m.h for m in bars], [m.l for m in bars], [m.c for m in bars],
+            [m.v for m in bars]))
+        ok = ((l > 0) & (l <= h) & (h < np.inf) & (o > 0) & (o < np.inf) & (c > 0) & (c < np.inf)
+              & (v >= 0) & (v < np.inf))
+        ts = [m.t for m in bars]
+        if None in ts or None in S or "" in S:
+            raise TypeError
+        t = _times(ts)
+    except (TypeError, ValueError, OverflowError):  # a missing or odd value somewhere: row by row
+        keep = []
+        for m in bars:
+            why = _bad_reason(m)
+            if why is None:
+                keep.append(m)
+            else:
+                counters.bad[why] += 1
+        bars = keep
+        return _columns(bars, agg, counters), control
+    if not ok.all():
+        keep = []
+        for m, good in zip(bars, ok.tolist(), strict=True):
+            if good:
+                keep.append(m)
+            else:
+                counters.bad[_bad_reason(m) or "bad values"] += 1
+        return _columns(keep, agg, counters), control
+    kind = np.array([typ == "u" for typ in (m.T for m in bars)], dtype=np.int8) if nu else \
+        np.zeros(len(bars), dtype=np.int8)
+    counters.bars += len(bars) - int(kind.sum())
+    counters.updated += int(kind.sum())
+    index, sid = agg.index, agg.sid
+    ids = [index.get(x) for x in S]
+    if None in ids:
+        ids = [sid(x) for x in S]
+    return Minutes(np.array(ids, dtype=np.int64), t, kind, o, h, l, c, v,
+                   _floats([m.n for m in bars]), _floats([m.vw for m in bars])), control
+
+
+def _columns(bars: list, agg, counters: Counters) -> Minutes:
+    """Checked typed bar messages -> Minutes (the slow path, after bad ones were removed)."""
+    if not bars:
+        return _empty()
+    kind = np.array([m.T == "u" for m in bars], dtype=np.int8)
+    counters.bars += len(bars) - int(kind.sum())
+    counters.updated += int(kind.sum())
+    f = np.float64
+    return Minutes(np.array([agg.sid(m.S) for m in bars], dtype=np.int64),
+                   np.array([time_ns(m.t) for m in bars], dtype=np.int64), kind,
+                   np.array([m.o for m in bars], f), np.array([m.h for m in bars], f),
+                   np.array([m.l for m in bars], f), np.array([m.c for m in bars], f),
+                   np.array([m.v for m in bars], f), _floats([m.n for m in bars]),
+                   _floats([m.vw for m in bars]))
+
+
+def _empty() -> Minutes:
+    z = np.zeros(0)
+    return Minutes(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8), z, z, z, z, z, z, z)
+
+
+def _get_t(m):
+    if isinstance(m, dict):
+        return m.get("T")
+    return getattr(m, "T", None)
+
+
+def _as_struct(m) -> PackMsg | str:
+    """A loose message dict -> a typed message, or the reason it cannot be a bar."""
+    why = _bad_reason(m)
+    if why is not None:
+        return why
+    n, vw = m.get("n"), m.get("vw")
+    num = (int, float)
+    return PackMsg(T=m["T"], S=m["S"], o=float(m["o"]), h=float(m["h"]), l=float(m["l"]), c=float(m["c"]),
+                   v=float(m["v"]), t=m["t"],
+                   n=float(n) if isinstance(n, num) and not isinstance(n, bool) else None,
+                   vw=float(vw) if isinstance(vw, num) and not isinstance(vw, bool) else None)
 
 
 def encode(obj: dict, binary: bool) -> bytes | str:
