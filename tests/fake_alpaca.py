@@ -301,7 +301,7 @@ class FakeAlpaca:
     def _live(self) -> list[_Conn]:
         return [c for c in self.conns if c.key is not None and c not in self.stalled]
 
-    async def wait_subscribed(self, count: int = 1, timeout: float = 30.0) -> None:
+    async def wait_subscribed(self, count: int = 1, timeout: float = 300.0) -> None:
         """Until `count` subscriptions have been acknowledged since the start."""
         async def wait():
             while self.subscribed < count:

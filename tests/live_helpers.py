@@ -53,7 +53,7 @@ class Collect:
         pass
 
 
-async def until(cond: Callable[[], bool], timeout: float = 60.0) -> None:
+async def until(cond: Callable[[], bool], timeout: float = 300.0) -> None:
     """Wait for a condition (the timeout only keeps a broken run from hanging the suite)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -82,6 +82,7 @@ async def live_run(cfg: Settings, script: Callable[[FakeAlpaca, LiveFeed], Await
                         data_url=fake.data_url, backoff_base=0.01, backoff_max=0.05, binary=binary,
                         stall_seconds=stall, **feed_kw)
         out = Collect()
+        feed.seen = out.events  # for scripts that look at the events so far
         session = Session(engine, [out])
         task = asyncio.create_task(session.run(feed))
         try:

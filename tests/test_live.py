@@ -336,3 +336,33 @@ def test_msgpack_frames_carry_timestamps():
 
     bar, t = asyncio.run(go())
     assert bar["T"] == "b" and isinstance(bar["t"], msgpack.Timestamp) and bar["t"].to_unix_nano() == t
+
+
+@pytest.mark.parametrize("how", ["timer", "next_minute"])
+def test_daily_bar_without_its_last_minute_closes(how):
+    """A session whose 15:59 minute never comes (no trade): the daily bar closes on the timer
+    (close_grace after 16:00 by the data clock) or when the next minute arrives, whichever first."""
+    cfg = settings("1Day", SMALL)
+    m = msft_minutes()
+    last_0606 = 1654545540 * 10**9  # 2022-06-06T19:59:00Z, 15:59 New York
+    bars = m.filter(pl.col("t") != last_0606)
+    times = bars["t"].unique().sort().to_list()
+    upto = times.index(last_0606 - 60 * 10**9) + 1
+    clock = [1000.0]
+
+    async def script(fake, feed):
+        await fake.publish(2300)
+        await fake.wait_subscribed()
+        await fake.publish(upto - 2300)
+        await until(lambda: feed.agg.last_minute("MSFT") == times[upto - 1])
+        assert not [e for e in feed.seen if e.time == "2022-06-06T04:00:00Z" and e.state == "confirmed"]
+        if how == "timer":
+            clock[0] += 60 + feed.close_grace  # 16:00 plus the grace, by the data clock
+            await until(lambda: feed.agg.open_until() is None)
+        await fake.publish(30)
+
+    run = asyncio.run(live_run(cfg, script, bars=bars, monotonic=lambda: clock[0], close_grace=5.0))
+    ref = reference(cfg, bars.filter(pl.col("t") <= times[upto + 29]), times[2300])
+    assert lines(run.events) == lines(ref)
+    assert [e.state for e in run.events if e.id == "MSFT|2022-06-06T04:00:00Z|ma_cross|cross_down"][-1] == \
+        "confirmed"

@@ -42,7 +42,7 @@ def test_missing_keys_name_them():
         env = _env(None)
         del env["APCA_API_SECRET_KEY"]
         p = await _barwatch("live", "--symbols", "MSFT", "--no-table", env=env)
-        out, err = await asyncio.wait_for(p.communicate(), 60)
+        out, err = await asyncio.wait_for(p.communicate(), 300)
         return p.returncode, err.decode()
 
     code, err = asyncio.run(go())
@@ -56,7 +56,7 @@ def test_auth_failure_is_fatal_with_a_hint_and_no_key():
         async with FakeAlpaca(key=KEY, secret="the-right-secret") as fake:
             p = await _barwatch("live", "--symbols", "MSFT", "--no-table", "--events", os.devnull,
                                 env=_env(fake))
-            out, err = await asyncio.wait_for(p.communicate(), 60)
+            out, err = await asyncio.wait_for(p.communicate(), 300)
             return p.returncode, out.decode() + err.decode(), fake.connections
 
     code, text, connections = asyncio.run(go())
@@ -77,7 +77,7 @@ def test_connection_limit_is_fatal():
                 await other.recv()
                 p = await _barwatch("live", "--symbols", "MSFT", "--no-table", "--events", os.devnull,
                                     env=_env(fake))
-                out, err = await asyncio.wait_for(p.communicate(), 60)
+                out, err = await asyncio.wait_for(p.communicate(), 300)
             return p.returncode, out.decode() + err.decode()
 
     code, text = asyncio.run(go())
@@ -118,7 +118,7 @@ def test_record_then_replay_gives_the_same_events(tmp_path):
 
             await until(recorded)
             p.send_signal(signal.SIGTERM)
-            out, err = await asyncio.wait_for(p.communicate(), 60)
+            out, err = await asyncio.wait_for(p.communicate(), 300)
             return p.returncode, err.decode()
 
     code, err = asyncio.run(go())
@@ -151,10 +151,40 @@ def test_cli_speaks_msgpack():
                                 env=_env(fake))
             await fake.wait_subscribed()
             p.send_signal(signal.SIGTERM)
-            _, err = await asyncio.wait_for(p.communicate(), 60)
+            _, err = await asyncio.wait_for(p.communicate(), 300)
             return fake.content_types, fake.client_messages, p.returncode, err.decode()
 
     ctypes, msgs, code, err = asyncio.run(go())
     assert ctypes == ["application/msgpack"]
     assert msgs[0] == {"action": "auth"} and msgs[1]["action"] == "subscribe"
     assert code == 0 and "live stopped by SIGTERM" in err
+
+
+def test_fan_out_serves_the_live_events(tmp_path):
+    """--serve: the replay's websocket fan-out, fed by the live feed (same lines as --events)."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text((ROOT / "config.toml").read_text().replace('timeframe = "1Day"', 'timeframe = "1Min"'))
+    events = tmp_path / "live.jsonl"
+
+    async def go():
+        async with FakeAlpaca(key=KEY, secret=SECRET) as fake:
+            p = await _barwatch("live", "--config", str(cfg), "--symbols", "MSFT", "--no-table",
+                                "--events", str(events), "--serve", "127.0.0.1:0", env=_env(fake))
+            line = ""
+            while "serving ws://" not in line:
+                line = (await asyncio.wait_for(p.stderr.readline(), 300)).decode()
+                assert line, "barwatch live ended before serving"
+            url = line.split("serving ", 1)[1].strip()
+            async with connect(url) as client:
+                await fake.wait_subscribed()
+                await fake.publish(200)
+                got = [await asyncio.wait_for(client.recv(), 120) for _ in range(5)]
+            p.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(p.communicate(), 300)
+            return got, p.returncode
+
+    got, code = asyncio.run(go())
+    assert code == 0
+    first = events.read_text().splitlines()[:5]
+    assert [g if isinstance(g, str) else g.decode() for g in got] == first
+    assert all(json.loads(x)["symbol"] == "MSFT" for x in first)

@@ -52,7 +52,8 @@ class LiveFeed:
                  stall_seconds: float = 30.0, backoff_base: float = 1.0, backoff_max: float = 30.0,
                  binary: bool = True, local: list[str | Path] = (), recorder: Recorder | None = None,
                  warm: bool = True, close_grace: float = 10.0, adjustment: str = "split",
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.symbols = list(dict.fromkeys(symbols))
         self.timeframe = engine.timeframe
@@ -77,6 +78,7 @@ class LiveFeed:
         self.last_received: int | None = None  # perf_counter_ns of the frame of the last batch
         self.live_bars = 0
         self._clock: tuple[int, float] | None = None  # (data time, monotonic then)
+        self.monotonic = monotonic  # the wall clock's seconds (tests can move it)
 
     def __repr__(self) -> str:
         return f"LiveFeed({self.feed}, {len(self.symbols)} symbols, {self.timeframe})"
@@ -198,7 +200,7 @@ class LiveFeed:
         if self._clock is None:
             return None
         t, mono = self._clock
-        return t + int((time.monotonic() - mono) * 1e9)
+        return t + int((self.monotonic() - mono) * 1e9)
 
     def _timeout(self) -> float | None:
         due = self.agg.open_until()
@@ -221,7 +223,7 @@ class LiveFeed:
                     get = done = None
                 else:
                     get = asyncio.ensure_future(queue.get())
-                    done, _ = await asyncio.wait({get, task}, timeout=self._timeout(),
+                    done, _ = await asyncio.wait({get, task}, timeout=min(self._timeout() or 1.0, 1.0),
                                                  return_when=asyncio.FIRST_COMPLETED)
                 if get is not None and get not in done:
                     get.cancel()
@@ -265,7 +267,7 @@ class LiveFeed:
                     if len(closing):
                         yield self._record(closing)
                 b = self.agg.add(*a)
-                self._clock = (int(a[1].max()) + MINUTE, time.monotonic())
+                self._clock = (int(a[1].max()) + MINUTE, self.monotonic())
                 if len(b):
                     self.live_bars += len(b)
                     yield self._record(b)
