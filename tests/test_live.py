@@ -366,3 +366,21 @@ def test_daily_bar_without_its_last_minute_closes(how):
     assert lines(run.events) == lines(ref)
     assert [e.state for e in run.events if e.id == "MSFT|2022-06-06T04:00:00Z|ma_cross|cross_down"][-1] == \
         "confirmed"
+
+
+def test_crypto_feed_uses_utc_buckets_and_the_crypto_endpoints():
+    """feed crypto: /v1beta3/crypto/us for the stream and REST, no session: UTC-aligned hours."""
+    cfg = settings("1Hour")
+    bars = msft_minutes("BTC/USD")
+
+    async def script(fake, feed):
+        await fake.publish(2000)
+        await fake.wait_subscribed()
+        await fake.publish(1500)
+
+    run = asyncio.run(live_run(cfg, script, bars=bars, symbols=("BTC/USD",), feed="crypto"))
+    assert {r["path"] for r in run.fake.requests} == {"/v1beta3/crypto/us/bars"}
+    first = run.fake.minutes[2000]
+    ref = reference(cfg, bars.filter(pl.col("t") < run.fake.minutes[3500]), first, session=False)
+    assert len(ref) > 10 and lines(run.events) == lines(ref)
+    assert all(e.time.endswith(":00:00Z") for e in run.events)  # whole UTC hours, not 09:30-aligned
