@@ -69,9 +69,10 @@ STAT_REJECTED, STAT_REVISED, STAT_BARS, STAT_FORMING = range(4)
 
 
 @njit(cache=True, _nrt=False)
-def _apply(S, I, r, sb, row, t_us, o_, h_, l_, c_, v_, IP, RP, RF, EI, EF, e, state, en):
-    """One bar through every indicator and rule of symbol r; returns the event count."""
-    jn = int(S[r, JLEN])
+def _apply(S, I, r, sb, row, t_us, o_, h_, l_, c_, v_, IP, RP, RF, EI, EF, e, state, en, journal):
+    """One bar through every indicator and rule of symbol r; returns the event count.
+    Without `journal` the writes cannot be undone (no revision of this bar can follow)."""
+    jn = int(S[r, JLEN]) if journal else -1
     jn = put(S, r, jn, sb + PREV_CLOSE, S[r, sb + CLOSE])
     jn = put(S, r, jn, sb + OPEN, o_)
     jn = put(S, r, jn, sb + HIGH, h_)
@@ -108,7 +109,8 @@ def _apply(S, I, r, sb, row, t_us, o_, h_, l_, c_, v_, IP, RP, RF, EI, EF, e, st
             e, jn = pending.step(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, jn)
         else:
             e, jn = cross.step_rule(S, r, sb, IP, RP, RF, j, EI, EF, e, row, state, jn)
-    S[r, JLEN] = jn
+    if jn >= 0:
+        S[r, JLEN] = jn
     return e
 
 
@@ -150,7 +152,23 @@ def _reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
 
 
 @njit(cache=True, _nrt=False)
-def run(sym, t, op, hi, lo, cl, vo, kind, start, S, I, IP, RP, RF, sb, EI, EF, maxev, stats):
+def journal_needed(sym, t, kind, next_t, need):
+    """need[i] = 1 where row i must be journaled: a FINAL bar that a later row of the batch
+    may revise (the symbol's next FINAL row is not later), or its symbol's last FINAL row
+    (a later batch may revise it). Forming rows always journal (peek undoes them)."""
+    for r in range(next_t.shape[0]):
+        next_t[r] = NONE
+    for i in range(t.shape[0] - 1, -1, -1):
+        if kind[i] != FINAL:
+            need[i] = 1
+            continue
+        nt = next_t[sym[i]]
+        need[i] = 1 if nt == NONE or nt <= t[i] else 0
+        next_t[sym[i]] = t[i]
+
+
+@njit(cache=True, _nrt=False)
+def run(sym, t, op, hi, lo, cl, vo, kind, need, start, S, I, IP, RP, RF, sb, EI, EF, maxev, stats):
     """Step rows start.. of a batch; returns (next row, event count). Stops early, to be
     called again, when the event arrays could overflow."""
     nr = RP.shape[0]
@@ -173,7 +191,7 @@ def run(sym, t, op, hi, lo, cl, vo, kind, start, S, I, IP, RP, RF, sb, EI, EF, m
             if ti == last:  # a revision of the last bar: as if it had come instead
                 undo(S, r, 0)
                 e = _apply(S, I, r, sb, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i],
-                           IP, RP, RF, EI, EF, e, CONFIRMED, en)
+                           IP, RP, RF, EI, EF, e, CONFIRMED, en, need[i] != 0)
                 e = _reconcile(EI, EF, e0, e, I, r, m_final, m_final, True, i,
                                RETRACTED_FINAL, tmp, nr)
                 stats[STAT_REVISED] += 1
@@ -181,7 +199,7 @@ def run(sym, t, op, hi, lo, cl, vo, kind, start, S, I, IP, RP, RF, sb, EI, EF, m
             forget(S, r)
             I[r, LAST_T] = ti
             e = _apply(S, I, r, sb, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i],
-                       IP, RP, RF, EI, EF, e, CONFIRMED, en)
+                       IP, RP, RF, EI, EF, e, CONFIRMED, en, need[i] != 0)
             ft = I[r, FORM_T]
             if ft != NONE and ft <= ti:  # the forming bar closed, or was abandoned
                 if ft == ti:
@@ -211,7 +229,7 @@ def run(sym, t, op, hi, lo, cl, vo, kind, start, S, I, IP, RP, RF, sb, EI, EF, m
             mark = int(S[r, JLEN])
             e0 = e
             e = _apply(S, I, r, sb, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i],
-                       IP, RP, RF, EI, EF, e, PROVISIONAL, en)
+                       IP, RP, RF, EI, EF, e, PROVISIONAL, en, True)
             undo(S, r, mark)
             e = _reconcile(EI, EF, e0, e, I, r, m_form, m_form, True, i,
                            RETRACTED_PROVISIONAL, tmp, nr)
@@ -247,6 +265,7 @@ class Engine:
         self.EF = np.zeros((cap, V_WIDTH), dtype=np.float64)
         self.stats = np.zeros(4, dtype=np.int64)
         self.seq = 0
+        self._one = np.ones(1, dtype=np.int8)  # a one-bar batch always journals its bar
         self._said: dict[tuple, Event] = {}  # latest confirmed / provisional per symbol, rule, kind
         self._decoders = [self._decoder(j) for j in range(self._nr)]
 
@@ -283,11 +302,16 @@ class Engine:
         lut = np.array([self._symbol_id(s) for s in batch.symbols], dtype=np.int64)
         ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
         p = self.program
+        if n == 1:
+            need = self._one
+        else:
+            need = np.empty(n, dtype=np.int8)
+            journal_needed(ids, batch.t, batch.kind, np.empty(len(self.symbols), dtype=np.int64), need)
         out: list[Event] = []
         start = 0
         while True:
             start, ne = run(ids, batch.t, batch.open, batch.high, batch.low, batch.close,
-                            batch.volume, batch.kind, start, self.S, self.I, p.IP, p.RP, p.RF,
+                            batch.volume, batch.kind, need, start, self.S, self.I, p.IP, p.RP, p.RF,
                             p.sb, self.EI, self.EF, p.max_events, self.stats)
             if ne:
                 gc_was_on = gc.isenabled()
@@ -302,6 +326,8 @@ class Engine:
 
     def _records(self, batch: BarBatch, ne: int, out: list[Event] | None) -> None:
         """Turn the kernel's event records into Events (the only per-event Python work)."""
+        if out is None:  # stepping without events (warm start): nothing said, nothing to retract
+            return
         recs = self.EI[:ne].tolist()
         vals = self.EF[:ne].tolist()
         bar_t = batch.t[self.EI[:ne, E_ROW]].tolist()

@@ -17,7 +17,11 @@ JBASE = 1  # first journal pair
 
 @njit(cache=True, _nrt=False, inline="always")
 def put(S, r, jn, k, v):
-    """Write S[r, k] = v, journaling the old value as entry jn; returns jn + 1."""
+    """Write S[r, k] = v, journaling the old value as entry jn; returns jn + 1.
+    jn < 0 writes without a journal (a bar that nothing can revise or peek past)."""
+    if jn < 0:
+        S[r, k] = v
+        return jn
     j = JBASE + 2 * jn
     S[r, j] = k
     S[r, j + 1] = S[r, k]
