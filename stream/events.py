@@ -7,6 +7,9 @@ from typing import Any
 
 import msgspec
 
+from .config import TIMEFRAMES
+from .signals.common import KINDS
+
 SCHEMA_VERSION = 1
 STATES = ("confirmed", "provisional", "retracted")
 
@@ -67,21 +70,9 @@ JSON_SCHEMA: dict[str, Any] = {
         "id": {"type": "string"},
         "symbol": {"type": "string"},
         "time": {"type": "string", "format": "date-time"},
-        "timeframe": {"enum": ["1Min", "5Min", "15Min", "1Hour", "1Day"]},
+        "timeframe": {"enum": list(TIMEFRAMES)},
         "rule": {"type": "string"},
-        "kind": {
-            "enum": [
-                "cross_up",
-                "cross_down",
-                "enter",
-                "exit",
-                "break_below",
-                "break_above",
-                "bearish_divergence",
-                "bullish_divergence",
-                "cross_pending",
-            ]
-        },
+        "kind": {"enum": list(KINDS[1:])},
         "state": {"enum": list(STATES)},
         "values": {"type": "object", "required": ["close"]},
         "late": {"const": True},
