@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import signal
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -208,6 +209,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
 
     settings = p.settings
     feed = ReplayFeed(reader)
+    t_read = time.perf_counter()  # the summary's elapsed counts reading, the check pass included
     try:
         work = loop.create_task(feed.first())  # the reader's check pass, then the first chunk
         first = await work
@@ -271,7 +273,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
             if live is not None:
                 live.start()
                 say[0] = lambda msg: p.table.print(msg, markup=False, highlight=False)
-            work = loop.create_task(session.run(feed))
+            work = loop.create_task(session.run(feed, started=None if args.wait_clients else t_read))
             await work
             completed = True
             if fan is not None and args.hold and not stopped:

@@ -69,9 +69,10 @@ class Session:
         limits = [x for x in limits if x]
         return min(limits) if limits else None
 
-    async def run(self, feed: AsyncIterable[BarBatch]) -> None:
-        """Step every batch of the feed; returns when it ends (or raises what it raises)."""
-        self.started = time.perf_counter()
+    async def run(self, feed: AsyncIterable[BarBatch], started: float | None = None) -> None:
+        """Step every batch of the feed; returns when it ends (or raises what it raises).
+        `started` (perf_counter) dates `elapsed` from earlier, e.g. from when reading began."""
+        self.started = time.perf_counter() if started is None else started
         try:
             async for batch in feed:
                 rows = self._max_rows()
