@@ -41,18 +41,19 @@ terminal and --events is not given, events are written nowhere and the table dra
 The table draws on the terminal only (stderr when stdout carries events); --no-table turns it off.
 
 Pace: --speed max (as fast as possible), or X times the bars' own spacing (60 turns a minute into
-a second). Without --speed: {WATCHABLE} bars of the timeframe per second while the table is on (the bundled
-13 years of daily bars take about a minute and a half), max otherwise. Lines are byte-identical at
-any speed.
+a second); a gap longer than 2 s of wall time (a night, a weekend) is cut to 2 s. Without --speed:
+{WATCHABLE} bars of the timeframe per second while the table is on (the bundled 13 years of daily
+bars take about a minute and a half), max otherwise. Lines are byte-identical at any speed.
 
 Timeframe (the events' "timeframe"): --timeframe, else inferred from the data's bar spacing,
 else the config's [engine] timeframe.
 
 Fan-out: --serve HOST:PORT (port 0 picks one; the bound address is printed on stderr as
 "serving ws://HOST:PORT") serves events to websocket clients while the replay runs
-(?symbols=A,B&rules=NAME filter, ?since=SEQ resumes, BARWATCH_TOKEN requires ?token= or a Bearer
-header). Loopback only unless --serve-public. With --hold the server stays up after the replay
-until Ctrl-C; --wait-clients N starts the replay once N clients are connected.
+(?symbols=A,B&rules=NAME filter; ?since=SEQ first sends the kept events after SEQ, config [serve]
+history; a client more than [serve] queue events behind is closed with code 1013; BARWATCH_TOKEN
+requires ?token= or a Bearer header). Loopback only unless --serve-public. With --hold the server
+stays up after the replay until Ctrl-C; --wait-clients N starts the replay once N clients are in.
 
 Ctrl-C or SIGTERM stops cleanly with a summary line on stderr; bad input is one line on stderr
 and exit status 2.
