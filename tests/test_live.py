@@ -163,10 +163,12 @@ def test_malformed_frames_and_bad_values_counted(uninterrupted):
         await fake.send([dict(fake.bar("MSFT", nxt), T="b", o=-1.0)])  # non-positive price
         await fake.publish(LIVE - 200)
 
-    run = asyncio.run(live_run(settings("1Min"), script))
+    logs = []
+    run = asyncio.run(live_run(settings("1Min"), script, log=logs.append))
     c = run.feed.counters
     assert c.malformed == 1
     assert c.unknown == Counter({"q": 1, "zz": 1})
+    assert any(line.startswith("stream goes on; refused so far: 1 malformed frame(s)") for line in logs)
     assert c.bad == Counter({"NaN c": 1, "missing h": 1, "non-positive o": 1})
     assert lines(run.events) == lines(uninterrupted.events)
     assert "1 malformed frame(s)" in run.feed.summary() and "NaN c: 1" in run.feed.summary()

@@ -79,6 +79,7 @@ class LiveFeed:
         self.live_bars = 0
         self._clock: tuple[int, float] | None = None  # (data time, monotonic then)
         self.monotonic = monotonic  # the wall clock's seconds (tests can move it)
+        self._problems = (0, -1e18)  # (refusals reported, when)
 
     def __repr__(self) -> str:
         return f"LiveFeed({self.feed}, {len(self.symbols)} symbols, {self.timeframe})"
@@ -245,6 +246,7 @@ class LiveFeed:
                     fill_late = item.attempt > 0
                     continue
                 minutes, control = split(item.msgs, self.agg, self.counters)
+                self._report_problems()
                 for m in control:
                     if _field(m, "T") == "error":
                         fatal = self.stream.error(_field(m, "code"), _field(m, "msg"))
@@ -278,6 +280,14 @@ class LiveFeed:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+    def _report_problems(self, every: float = 10.0) -> None:
+        """A log line when frames or bars were refused since the last one (at most every 10 s)."""
+        c = self.counters
+        n = c.malformed + sum(c.bad.values()) + sum(c.unknown.values())
+        if n != self._problems[0] and self.monotonic() - self._problems[1] >= every:
+            self._problems = (n, self.monotonic())
+            self.log(f"stream goes on; refused so far: {c.problems()}")
 
     def _record(self, b: BarBatch) -> BarBatch:
         if self.recorder is not None:
