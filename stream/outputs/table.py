@@ -259,20 +259,23 @@ class LiveTable:
         self.frame = frame  # (width, height) -> renderable
         self.period = 1.0 / fps
         self.draws = 0
+        self.busy = 0.0  # seconds spent drawing
         self._live: Live | None = None
         self._task: asyncio.Task | None = None
 
     def _draw(self) -> None:
+        t0 = time.perf_counter()
         w, h = self.console.size
         assert self._live is not None
         self._live.update(self.frame(w, h), refresh=True)
         self.draws += 1
+        self.busy += time.perf_counter() - t0
 
     async def _loop(self) -> None:
         while True:
-            t0 = time.perf_counter()
+            busy = self.busy
             self._draw()
-            cost = time.perf_counter() - t0
+            cost = self.busy - busy
             # at most fps frames a second, and drawing at most `budget` of the time (big tables)
             await asyncio.sleep(max(self.period - cost, cost * (1 / self.budget - 1)))
 
@@ -306,7 +309,6 @@ class Board:
     which reads engine snapshots and figures into a renderable (only when the timer asks)."""
 
     ROWS_AROUND = 7  # title, header, rule, caption (2 lines), margin
-    SLICE = 20_000  # bars stepped between two chances to redraw (a few ms at kernel speed)
 
     def __init__(self, engine, cols: Columns, stats: Callable[[], Stats],
                  order: Sequence[str] | None = None) -> None:
@@ -325,10 +327,6 @@ class Board:
 
     def flush(self) -> None:
         pass
-
-    def max_rows(self) -> int:
-        """Ask the runner for slices this small, so the redraw timer gets its turn during big batches."""
-        return self.SLICE
 
     def rows(self, limit: int) -> tuple[list[tuple[dict, Signal | None]], int]:
         """Up to `limit` rows (the --symbols order, else alphabetical) and the number of symbols."""
