@@ -281,7 +281,7 @@ class Reader:
         elif code == validate.F_HL:
             detail = f"high < low: high {at['high']}, low {at['low']}"
         elif code == validate.F_KIND:
-            detail = f"bad kind {_show(at.get('kind'))} (0 is final, 1 forming)"
+            detail = f"bad kind {_show(at.get('kind'))} (0 final or 1 forming, plus 2 warm, 4 late)"
         elif code == validate.F_DUP:
             detail = f"duplicate time {rfc3339(t)} for {sym}"
         else:

@@ -62,7 +62,7 @@ def check_rows(t, code, o, h, l, c, kind, lo, hi, strict, last, order, fault, st
             f = F_NONPOS
         elif h[i] < l[i]:
             f = F_HL
-        elif kind[i] != 0 and kind[i] != 1:
+        elif kind[i] < 0 or kind[i] > 7:  # FINAL 0 / FORMING 1, plus flags WARM 2, LATE 4
             f = F_KIND
         else:
             p = last[s]

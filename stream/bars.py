@@ -14,6 +14,9 @@ import polars as pl
 
 FINAL = 0  # a complete bar (or a revision of the last one, when its start repeats)
 FORMING = 1  # a snapshot of a bar still forming: evaluated with peek, signals provisional
+# flags added to a kind, so a recorded session replays as the live run stepped it:
+WARM = 2  # history stepped before the first live bar: state only, no events
+LATE = 4  # fetched after a reconnect (backfill): its events say "late": true
 
 
 class Bar(msgspec.Struct, frozen=True):
@@ -33,7 +36,8 @@ class Bar(msgspec.Struct, frozen=True):
 
 @dataclass
 class BarBatch:
-    """Columnar bars: `sym` indexes `symbols`; times are int64 ns UTC; `kind` is FINAL/FORMING."""
+    """Columnar bars: `sym` indexes `symbols`; times are int64 ns UTC; `kind` is FINAL or
+    FORMING, plus the WARM and LATE flags."""
 
     symbols: list[str]
     sym: np.ndarray
@@ -164,7 +168,7 @@ class BarBatch:
                     volume=float(self.volume[i]),
                     trade_count=None if np.isnan(n) else int(n),
                     vwap=None if np.isnan(vw) else float(vw),
-                    forming=bool(self.kind[i] == FORMING),
+                    forming=bool(self.kind[i] & FORMING),
                 )
             )
         return out

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .bars import FINAL, BarBatch
+from .bars import FORMING, LATE, WARM, BarBatch
 from .config import Settings, load_config
 from .events import SCHEMA_VERSION, Event, event_id, rfc3339
 from .indicators import ema, extremes, rsi, sma
@@ -159,7 +159,7 @@ def journal_needed(sym, t, kind, next_t, need):
     for r in range(next_t.shape[0]):
         next_t[r] = NONE
     for i in range(t.shape[0] - 1, -1, -1):
-        if kind[i] != FINAL:
+        if kind[i] & FORMING:
             need[i] = 1
             continue
         nt = next_t[sym[i]]
@@ -183,7 +183,7 @@ def run(sym, t, op, hi, lo, cl, vo, kind, need, start, S, I, IP, RP, RF, sb, EI,
         ti = t[i]
         last = I[r, LAST_T]
         t_us = float(ti // 1000)
-        if kind[i] == FINAL:
+        if not kind[i] & FORMING:
             if ti < last:
                 stats[STAT_REJECTED] += 1
                 continue
@@ -330,12 +330,17 @@ class Engine:
             return
         recs = self.EI[:ne].tolist()
         vals = self.EF[:ne].tolist()
-        bar_t = batch.t[self.EI[:ne, E_ROW]].tolist()
+        rows = self.EI[:ne, E_ROW]
+        bar_t = batch.t[rows].tolist()
+        flags = (batch.kind[rows] & (WARM | LATE)).tolist()
         names = [r.name for r in self.program.rules]
         symbols, said, decoders = self.symbols, self._said, self._decoders
-        tf, late = self.timeframe, batch.late
+        tf = self.timeframe
         stamps: dict[int, str] = {}
-        for (_, sid, j, k, st), f, t in zip(recs, vals, bar_t, strict=True):
+        for (_, sid, j, k, st), f, t, flag in zip(recs, vals, bar_t, flags, strict=True):
+            if flag & WARM:  # history stepped for state only
+                continue
+            late = batch.late or bool(flag & LATE)
             if st >= RETRACTED_FINAL:
                 old = said.pop((sid, j, k, st == RETRACTED_PROVISIONAL), None)
                 if old is not None and out is not None:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .bars import BarBatch
+from .bars import LATE, WARM, BarBatch
 
 META_KEY = b"barwatch"
 SCHEMA = pa.schema([
@@ -49,7 +49,7 @@ def _record_batch(batch: BarBatch, warm: bool) -> pa.RecordBatch:
         pa.array(batch.t.view("datetime64[ns]"), pa.timestamp("ns", "UTC")),
         pa.array(batch.open), pa.array(batch.high), pa.array(batch.low), pa.array(batch.close),
         pa.array(batch.volume), pa.array(batch.trade_count), pa.array(batch.vwap),
-        pa.array(batch.kind, pa.int8()),
+        pa.array(batch.kind | (WARM if warm else 0) | (LATE if batch.late else 0), pa.int8()),
         pa.array(np.full(n, batch.late, dtype=bool)), pa.array(np.full(n, warm, dtype=bool)),
     ]
     return pa.RecordBatch.from_arrays(cols, schema=SCHEMA)

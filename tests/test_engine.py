@@ -168,3 +168,30 @@ def test_snapshot(daily):
         daily.filter(pl.col("symbol") == "AAPL")["close"].tail(10).mean(), abs=1e-9)
     assert snap["zones"]["rsi_bands"] in ("oversold", "lower_half", "upper_half", "overbought")
     assert engine.snapshot("NOPE") is None
+
+
+def test_warm_and_late_flags_in_kind(daily):
+    """A recorded session replays as the live run stepped it: WARM rows change state and say
+    nothing, LATE rows' events carry late: true."""
+    from stream.bars import LATE, WARM
+
+    batch = BarBatch.from_polars(daily)
+    plain = Engine().process(batch)
+    half = int(np.searchsorted(batch.t, batch.t[len(batch) // 2], side="right"))  # a time boundary
+    batch.kind = batch.kind.copy()
+    batch.kind[:half] |= WARM
+    batch.kind[half:] |= LATE
+    flagged = Engine().process(batch)
+    first_late = min(e.seq for e in plain if e.time >= rfc_time(batch.t[half]))
+    tail = [e for e in plain if e.seq >= first_late]
+    assert len(flagged) == len(tail) > 100
+    assert all(e.late for e in flagged)
+    assert [encode(e).replace(b',"late":true', b"").split(b'"id"')[1] for e in flagged] == [
+        encode(e).split(b'"id"')[1] for e in tail
+    ]
+
+
+def rfc_time(t) -> str:
+    from stream.events import rfc3339
+
+    return rfc3339(int(t))

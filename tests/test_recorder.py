@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from live_helpers import lines, live_run, settings, until
 
-from stream.bars import FINAL, FORMING, BarBatch
+from stream.bars import FINAL, FORMING, LATE, WARM, BarBatch
 from stream.engine import Engine
 from stream.recorder import Recorder, metadata, read_recording, recover, session_batches
 
@@ -38,7 +38,7 @@ def test_close_compacts_to_parquet_with_metadata(tmp_path):
     assert len(df) == 6
     assert df["warm"].to_list() == [True, True, False, False, False, False]
     assert df["late"].to_list() == [False] * 4 + [True] * 2
-    assert df["kind"].to_list() == [FINAL, FORMING] * 3
+    assert df["kind"].to_list() == [WARM | FINAL, WARM | FORMING, FINAL, FORMING, LATE | FINAL, LATE | FORMING]
     assert df.schema["t"] == pl.Datetime("ns", "UTC")
     assert metadata(out) == {"timeframe": "1Min", "feed": "iex"}
     got = [(len(b), emit, b.late) for b, emit in session_batches(df)]

@@ -479,9 +479,9 @@ def test_recorder_files_allow_repeated_times_but_check_kind(
     got = read_all(Reader([tmp_path / "rec.parquet"]))
     assert_frame_equal(got, rec)
     rec.with_columns(
-        kind=pl.when(pl.int_range(20) == 7).then(5).otherwise(pl.col("kind")).cast(pl.Int8)
+        kind=pl.when(pl.int_range(20) == 7).then(9).otherwise(pl.col("kind")).cast(pl.Int8)
     ).write_parquet(tmp_path / "rec2.parquet")
-    with pytest.raises(BadData, match=r"row 8: bad kind 5 \(0 is final, 1 forming\)"):
+    with pytest.raises(BadData, match=r"row 8: bad kind 9 \(0 final or 1 forming, plus 2 warm, 4 late\)"):
         list(Reader([tmp_path / "rec2.parquet"]))
 
 
