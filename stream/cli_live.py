@@ -12,6 +12,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .cli_common import Bad, add_output_options
+from .cli_common import say as _say
 from .config import FEEDS, TIMEFRAMES, ConfigError, Settings, load_config
 from .engine import Engine
 from .feeds.alpaca import StreamFatal
@@ -57,21 +59,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--symbols", metavar="A,B", help="symbols to watch (default: [alpaca] symbols)")
     p.add_argument("--feed", choices=FEEDS, help="data feed (default: [alpaca] feed)")
     p.add_argument("--timeframe", choices=TIMEFRAMES, help="bar timeframe (default: [engine] timeframe)")
-    p.add_argument("--events", metavar="FILE|-", help="JSON lines to FILE (appended) or - for stdout")
-    p.add_argument("--no-table", action="store_true", help="do not draw the live table")
-    p.add_argument("--serve", metavar="HOST:PORT", help="websocket fan-out of the events")
-    p.add_argument("--serve-public", action="store_true", help="allow --serve on a non-loopback address")
+    add_output_options(p)
     p.add_argument("--record", metavar="DIR", help="record every bar stepped into DIR (replayable)")
     p.set_defaults(func=main)
     return p
-
-
-class Bad(Exception):
-    """Bad input: one line, exit 2."""
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass

@@ -18,6 +18,8 @@ from rich.console import Console
 from replay.clock import Pacer, parse_speed
 from replay.store import BadData, Reader, default_data, infer_timeframe, parse_time
 
+from .cli_common import Bad, add_output_options
+from .cli_common import say as _say
 from .config import TIMEFRAMES, ConfigError, Settings, load_config
 from .engine import Engine
 from .outputs.fanout import FanOut, ServeError, parse_address
@@ -70,10 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--start", metavar="T", help="first bar time (inclusive), e.g. 2012-01-03 or RFC 3339")
     p.add_argument("--end", metavar="T", help="last bar time (exclusive)")
     p.add_argument("--speed", metavar="X|max", help="pace: max, or X times real time (see above)")
-    p.add_argument("--events", metavar="FILE|-", help="JSON lines to FILE (appended) or - for stdout")
-    p.add_argument("--no-table", action="store_true", help="do not draw the live table")
-    p.add_argument("--serve", metavar="HOST:PORT", help="websocket fan-out of the events")
-    p.add_argument("--serve-public", action="store_true", help="allow --serve on a non-loopback address")
+    add_output_options(p)
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows (counted and reported) "
                    "instead of stopping at the first")
     p.add_argument("--timeframe", choices=TIMEFRAMES, help="the bars' timeframe (default: inferred)")
@@ -82,14 +81,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="with --serve: start once N fan-out clients are connected")
     p.set_defaults(func=main)
     return p
-
-
-class Bad(Exception):
-    """Bad input: one line for stderr, exit 2."""
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,22 @@
+"""What the commands that run the engine share: the output flags and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+class Bad(Exception):
+    """Bad input: one line for stderr, exit 2."""
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--events, --no-table, --serve, --serve-public: the same outputs for replay and live."""
+    p.add_argument("--events", metavar="FILE|-", help="JSON lines to FILE (appended) or - for stdout")
+    p.add_argument("--no-table", action="store_true", help="do not draw the live table")
+    p.add_argument("--serve", metavar="HOST:PORT", help="websocket fan-out of the events")
+    p.add_argument("--serve-public", action="store_true", help="allow --serve on a non-loopback address")
