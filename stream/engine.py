@@ -16,6 +16,7 @@ from numba import njit
 from .bars import FORMING, LATE, WARM, BarBatch
 from .config import Settings, load_config
 from .events import SCHEMA_VERSION, Event, event_id, rfc3339
+from .fields import decoder, value_fields
 from .indicators import ema, extremes, rsi, sma
 from .indicators.block import PREV, VALUE
 from .indicators.state import JLEN, forget, put, undo
@@ -267,6 +268,8 @@ class Engine:
         self.seq = 0
         self._one = np.ones(1, dtype=np.int8)  # a one-bar batch always journals its bar
         self._said: dict[tuple, Event] = {}  # latest confirmed / provisional per symbol, rule, kind
+        p = self.program
+        self.fields = [value_fields(r, *p.rule_inputs[j]) for j, r in enumerate(p.rules)]
         self._decoders = [self._decoder(j) for j in range(self._nr)]
 
     # ---- symbols -------------------------------------------------------------------------
@@ -353,57 +356,15 @@ class Engine:
                 time_ = stamps[t] = rfc3339(t)
             symbol, rule, kind = symbols[sid], names[j], KINDS[k]
             ev = Event(SCHEMA_VERSION, self.seq + 1, event_id(symbol, time_, rule, kind), symbol,
-                       time_, tf, rule, kind, _STATE_NAMES[st], decoders[j](f, k), late)
+                       time_, tf, rule, kind, _STATE_NAMES[st], decoders[j](f), late)
             said[(sid, j, k, st == PROVISIONAL)] = ev
             if out is not None:
                 self.seq += 1
                 out.append(ev)
 
     def _decoder(self, j: int):
-        """A function turning rule j's value record (a list of floats) into its `values` dict.
-        Key names are built once here; the per-event work is one dict display."""
-        rule = self.program.rules[j]
-        a, b = self.program.rule_inputs[j]
-        p = rule.params
-        if rule.type in ("cross", "level", "pending"):
-            bname = b if b is not None else "level"
-            a_slope, b_slope = f"{a}_slope", f"{b}_slope"
-            pending = rule.type == "pending"
-
-            def dec(f, k):
-                d = {"close": _num(f[0]), a: _num(f[1]), bname: _num(f[2]), a_slope: _sign(f[3])}
-                if b is not None:
-                    d[b_slope] = _sign(f[4])
-                if pending:
-                    d["trigger_price"] = _num(f[5])
-                    d["distance_pct"] = _num(100.0 * f[6])
-                    d["direction"] = "up" if f[7] > 0 else "down"
-                return d
-
-            return dec
-        if rule.type == "bands":
-            zones = p["zones"]
-            a_slope = f"{a}_slope"
-
-            def dec(f, k):
-                return {"close": _num(f[0]), a: _num(f[1]), a_slope: _sign(f[2]),
-                        "zone": zones[int(f[3])], "from": zones[int(f[4])],
-                        "to": zones[int(f[5])], "bars_in_zone": int(f[6])}
-
-            return dec
-        if rule.type == "channel":
-            period = p["period"]
-            return lambda f, k: {"close": _num(f[0]), "lowest_low": _num(f[1]),
-                                 "highest_high": _num(f[2]), "period": period}
-        b_slope, p1, p2 = f"{b}_slope", f"pivot1_{b}", f"pivot2_{b}"
-
-        def dec(f, k):  # divergence
-            return {"close": _num(f[0]), b: _num(f[1]), b_slope: _sign(f[2]),
-                    "pivot1_time": rfc3339(int(f[3]) * 1000), "pivot1_price": _num(f[4]),
-                    p1: _num(f[5]), "pivot2_time": rfc3339(int(f[6]) * 1000),
-                    "pivot2_price": _num(f[7]), p2: _num(f[8])}
-
-        return dec
+        """A function turning rule j's value record (a list of floats) into its `values` dict."""
+        return decoder(self.fields[j])
 
     # ---- reading state -----------------------------------------------------------------------
     @property
