@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Sequence
 from typing import Protocol
 
 from .bars import BarBatch
 from .engine import Engine
 from .events import Event
-from .outputs.jsonl import encode_lines
+from .records import EventBlock
 
 
 class Output(Protocol):
     """Something that takes each batch's events; it must not block."""
 
-    def write(self, events: list[Event], blob: bytes) -> None: ...
+    def write(self, events: Sequence[Event], blob: bytes) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -50,10 +50,10 @@ class Session:
     def elapsed(self) -> float:
         return (self.ended or time.perf_counter()) - self.started
 
-    def step(self, batch: BarBatch) -> list[Event]:
+    def step(self, batch: BarBatch) -> EventBlock:
         """One batch through the engine and into every output (flushed)."""
-        events = self.engine.process(batch)
-        blob = encode_lines(events)
+        events = self.engine.step(batch)
+        blob = events.lines()
         for out in self.outputs:
             out.write(events, blob)
             out.flush()

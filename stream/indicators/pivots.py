@@ -46,6 +46,8 @@ def classify(S, r, ring, k, newest, count):
         else:
             high = high and mid >= v
             low = low and mid <= v
+        if not (high or low):
+            return 0
     if high:
         return 1
     if low:

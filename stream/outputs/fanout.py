@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..events import Event
+from ..records import columns
 from .jsonl import split_lines
 
 TRY_AGAIN_LATER = 1013  # the close code for a client that fell too far behind
@@ -164,19 +166,23 @@ class FanOut:
         self._server = None
 
     # ---- the engine side ----------------------------------------------------------------------
-    def write(self, events: list[Event], blob: bytes) -> None:
+    def write(self, events: Sequence[Event], blob: bytes) -> None:
         """Keep the batch's lines in the history and enqueue them for the clients that want them."""
-        if not events:
+        if not len(events):
             return
         lines = split_lines(blob)
         hist = self.history
         clients = self._clients
-        for ev, line in zip(events, lines, strict=True):
-            hist.append((ev.seq, ev.symbol, ev.rule, line))
+        # with no client, only the lines the history keeps matter
+        start = 0 if clients else max(0, len(lines) - (hist.maxlen or 0))
+        symbols, rules, seq = columns(events, start)
+        for sym, rule, line in zip(symbols, rules, lines[start:], strict=True):
+            seq += 1
+            hist.append((seq, sym, rule, line))
             for c in clients:
-                if c.want.wants(ev.symbol, ev.rule):
+                if c.want.wants(sym, rule):
                     c.queue.append(line)
-        self.seq = events[-1].seq
+        self.seq = seq
         for c in list(clients):
             if len(c.queue) > self.limit:
                 self._cut(c)

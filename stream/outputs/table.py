@@ -19,6 +19,7 @@ from rich.text import Text
 
 from ..config import Settings
 from ..events import Event
+from ..records import last_by_symbol
 
 UP, DOWN, FLAT = "▲", "▼", "•"
 _DIRECTION = {  # event kind -> +1 up / -1 down / 0 neither
@@ -320,10 +321,9 @@ class Board:
         self._rate: tuple[float, int] | None = None  # (time, bars) at the last frame
         self._bps: float | None = None
 
-    def write(self, events: list[Event], blob: bytes) -> None:
-        if events:
-            for sym, ev in {e.symbol: e for e in events}.items():
-                self.signals[sym] = Signal.of(ev, _ns(ev.time))
+    def write(self, events: Sequence[Event], blob: bytes) -> None:
+        for ev in last_by_symbol(events):
+            self.signals[ev.symbol] = Signal.of(ev, _ns(ev.time))
 
     def flush(self) -> None:
         pass

@@ -6,19 +6,7 @@ one, both carrying the bars spent in the zone left.
 from numba import njit
 
 from ..indicators.state import put
-from .common import (
-    CLOSE,
-    ENTER,
-    EXIT,
-    F_LEVELS,
-    R_AIDX,
-    R_ATYPE,
-    R_NLEVELS,
-    R_OFF,
-    emit,
-    slope,
-    value,
-)
+from .common import ENTER, EXIT, emit, sign
 
 ZONE, BARS = 0, 1  # zone index (-1 unknown), bars in it
 SIZE = 2
@@ -26,22 +14,10 @@ WRITES = 2
 
 
 @njit(cache=True, _nrt=False)
-def zone_of(F, j, nlev, v):
-    """Index of the zone holding v: the number of levels at or below it."""
-    z = 0
-    for q in range(nlev):
-        if v >= F[j, F_LEVELS + q]:
-            z += 1
-    return z
-
-
-@njit(cache=True, _nrt=False)
-def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
-    o = P[j, R_OFF]
-    v = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], 0.0)
+def step(S, r, o, v, vp, z, close, EI, EF, e, row, j, state, jn):
+    """Series value v (previous vp) in zone z (the number of levels at or below v)."""
     if v != v:
         return e, jn
-    z = float(zone_of(F, j, P[j, R_NLEVELS], v))
     old = S[r, o + ZONE]
     bars = S[r, o + BARS]
     if old < 0.0 or z == old:
@@ -49,10 +25,10 @@ def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, jn):
             jn = put(S, r, jn, o + ZONE, z)
         jn = put(S, r, jn, o + BARS, bars + 1.0)
         return e, jn
-    sl = slope(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX])
+    sl = sign(v - vp)
     for q in range(2):
         emit(EI, e, row, r, j, EXIT if q == 0 else ENTER, state)
-        EF[e, 0] = S[r, sb + CLOSE]
+        EF[e, 0] = close
         EF[e, 1] = v
         EF[e, 2] = sl
         EF[e, 3] = old if q == 0 else z  # the zone the kind names

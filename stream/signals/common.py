@@ -1,14 +1,14 @@
-"""What every rule shares: the program's column layout, event kinds, series lookup, emit.
+"""What every rule shares: the program's column layout, event kinds, the slope sign, emit.
 
-A rule is a numba function over one symbol's state row; it reads its inputs through
-`value` / `slope` and writes events with `emit` into the engine's preallocated arrays.
+A rule is a numba function over its block of one symbol's state row. Its inputs come as
+plain values (a series' value and its previous value), its parameters as plain numbers:
+the generated kernel (stream/codegen.py) passes them as literals. It writes events with
+`emit` into the engine's preallocated arrays.
 """
 
 import math
 
 from numba import njit
-
-from ..indicators.block import PREV, VALUE
 
 # symbol block: the bar itself, kept in state so rules and snapshots can read it
 OPEN, HIGH, LOW, CLOSE, VOLUME, PREV_CLOSE, NBARS = range(7)
@@ -46,24 +46,17 @@ KINDS = (
 CROSS_UP, CROSS_DOWN, ENTER, EXIT, BREAK_BELOW, BREAK_ABOVE, BEARISH, BULLISH, PENDING = range(1, 10)
 CONFIRMED, PROVISIONAL, RETRACTED_FINAL, RETRACTED_PROVISIONAL = range(4)
 
-# event record columns
-E_ROW, E_SYM, E_RULE, E_KIND, E_STATE = range(5)
-E_WIDTH = 5
+# event record columns: bar row, symbol, rule, kind, state, event time (ns; for a retraction
+# the time of the bar that fired what it retracts)
+E_ROW, E_SYM, E_RULE, E_KIND, E_STATE, E_T = range(6)
+E_WIDTH = 6
+RETRACTED = 2  # the state of a published retraction (either kind)
 V_WIDTH = 10
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def value(S, r, sb, IP, typ, idx, const):
-    """Current value of a series: an indicator's output, a bar field, or a constant."""
-    if typ == SER_IND:
-        return S[r, IP[idx, I_OFF] + VALUE]
-    if typ == SER_BAR:
-        return S[r, sb + idx]
-    return const
-
-
-@njit(cache=True, _nrt=False, inline="always")
-def _sign(d):
+def sign(d):
+    """Sign of a change (value - previous): +1 rising, -1 falling, 0 flat, NaN unknown."""
     if d > 0:
         return 1.0
     if d < 0:
@@ -71,17 +64,6 @@ def _sign(d):
     if d == 0:
         return 0.0
     return math.nan
-
-
-@njit(cache=True, _nrt=False, inline="always")
-def slope(S, r, sb, IP, typ, idx):
-    """Sign of the series' last change: +1 rising, -1 falling, 0 flat, NaN unknown."""
-    if typ == SER_IND:
-        o = IP[idx, I_OFF]
-        return _sign(S[r, o + VALUE] - S[r, o + PREV])
-    if typ == SER_BAR and idx == CLOSE:
-        return _sign(S[r, sb + CLOSE] - S[r, sb + PREV_CLOSE])
-    return 0.0 if typ == SER_CONST else math.nan
 
 
 @njit(cache=True, _nrt=False, inline="always")

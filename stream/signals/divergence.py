@@ -4,28 +4,11 @@ lower pivot low with a higher oscillator value. Fires when the second pivot is c
 (k bars after it), so it never repaints.
 """
 
-import math
-
 from numba import njit
 
 from ..indicators.pivots import classify, wrap
 from ..indicators.state import put
-from .common import (
-    BEARISH,
-    BULLISH,
-    CLOSE,
-    NBARS,
-    R_AIDX,
-    R_ATYPE,
-    R_BIDX,
-    R_BTYPE,
-    R_LOOKBACK,
-    R_OFF,
-    R_PIVOTS,
-    emit,
-    slope,
-    value,
-)
+from .common import BEARISH, BULLISH, emit, sign
 
 # the last pivot high, then the last pivot low: time (us), price, oscillator, bar index
 T, PRICE, OSC, IDX = range(4)
@@ -42,13 +25,10 @@ WRITES = 8
 
 
 @njit(cache=True, _nrt=False)
-def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, t_us, jn):
-    o = P[j, R_OFF]
-    k = P[j, R_PIVOTS]
+def step(S, r, o, k, lookback, price, osc, oscp, close, nbars, t_us, EI, EF, e, row, j, state, jn):
+    """This bar's price and oscillator (osc, previous oscp); the bar is number nbars."""
     w = 2 * k + 1
-    c = int(S[r, sb + NBARS]) - 1  # this bar's index
-    price = value(S, r, sb, IP, P[j, R_ATYPE], P[j, R_AIDX], math.nan)
-    osc = value(S, r, sb, IP, P[j, R_BTYPE], P[j, R_BIDX], math.nan)
+    c = int(nbars) - 1  # this bar's index
     pr = o + RINGS
     s = wrap(int(S[r, o + POS]) + 1, w) if c else 0
     jn = put(S, r, jn, o + POS, s)
@@ -63,15 +43,15 @@ def step(S, r, sb, IP, P, F, j, EI, EF, e, row, state, t_us, jn):
     q = S[r, pr + w + slot]
     b = o + (HI if kind > 0 else LO)
     prev_idx = S[r, b + IDX]
-    if prev_idx == prev_idx and (c - k) - prev_idx <= P[j, R_LOOKBACK]:
+    if prev_idx == prev_idx and (c - k) - prev_idx <= lookback:
         p1 = S[r, b + PRICE]
         q1 = S[r, b + OSC]
         fired = (kind > 0 and p > p1 and q < q1) or (kind < 0 and p < p1 and q > q1)
         if fired:
             emit(EI, e, row, r, j, BEARISH if kind > 0 else BULLISH, state)
-            EF[e, 0] = S[r, sb + CLOSE]
+            EF[e, 0] = close
             EF[e, 1] = osc
-            EF[e, 2] = slope(S, r, sb, IP, P[j, R_BTYPE], P[j, R_BIDX])
+            EF[e, 2] = sign(osc - oscp)
             EF[e, 3] = S[r, b + T]
             EF[e, 4] = p1
             EF[e, 5] = q1

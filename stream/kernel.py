@@ -1,0 +1,212 @@
+"""The step loop over a batch and the bookkeeping every config shares.
+
+`run` is a template: stream/codegen.py compiles it once per config beside that config's
+generated `_apply` (every indicator and rule of one bar, with offsets and parameters as
+literals). The helpers here are compiled once for all configs.
+"""
+
+import math
+
+from numba import njit
+
+from .bars import FORMING, WARM
+from .indicators.state import JLEN, forget, undo
+from .signals.common import (
+    CONFIRMED,
+    E_KIND,
+    E_ROW,
+    E_RULE,
+    E_STATE,
+    E_SYM,
+    E_T,
+    E_WIDTH,
+    PROVISIONAL,
+    RETRACTED,
+    RETRACTED_FINAL,
+    RETRACTED_PROVISIONAL,
+    V_WIDTH,
+    emit,
+)
+
+NONE = -(2**63)  # "no bar yet" time, "nothing said"
+# per-symbol int columns: last final bar start, forming bar start, then 4 x rules:
+# masks of the last final bar's events, of the forming bar's, rule enabled, scratch
+LAST_T, FORM_T, MASKS = 0, 1, 2
+STAT_REJECTED, STAT_REVISED, STAT_BARS, STAT_FORMING = range(4)
+SAID_SLOTS = 4  # per rule: its two kinds x (final, forming)
+
+__all__ = [
+    "CONFIRMED", "FORMING", "FORM_T", "JLEN", "LAST_T", "MASKS", "NONE", "PROVISIONAL",
+    "RETRACTED_FINAL", "RETRACTED_PROVISIONAL", "STAT_BARS", "STAT_FORMING", "STAT_REJECTED",
+    "STAT_REVISED", "WARM", "forget", "math", "njit", "publish", "reconcile", "undo",
+]
+
+
+@njit(cache=True, _nrt=False)
+def reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
+    """Compare the events of [e0, e) with the masks at I[r, old:]: retract what no longer
+    fires, drop (if `drop`) what was already said, store the new masks at I[r, store:]."""
+    for j in range(nr):
+        m = 0
+        for q in range(e0, e):
+            if EI[q, E_RULE] == j:
+                m |= 1 << EI[q, E_KIND]
+        I[r, tmp + j] = m
+    end = e
+    for j in range(nr):
+        gone = I[r, old + j] & ~I[r, tmp + j]
+        k = 1
+        while gone:
+            if gone & (1 << k):
+                emit(EI, end, row, r, j, k, rstate)
+                for c in range(V_WIDTH):
+                    EF[end, c] = math.nan
+                end += 1
+                gone &= ~(1 << k)
+            k += 1
+    w = e0
+    for q in range(e0, end):
+        if drop and q < e and I[r, old + EI[q, E_RULE]] & (1 << EI[q, E_KIND]):
+            continue
+        if w != q:
+            for c in range(E_WIDTH):
+                EI[w, c] = EI[q, c]
+            for c in range(V_WIDTH):
+                EF[w, c] = EF[q, c]
+        w += 1
+    for j in range(nr):
+        I[r, store + j] = I[r, tmp + j]
+    return w
+
+
+@njit(cache=True, _nrt=False)
+def publish(EI, EF, e0, e, r, ti, drop, SAYT, SAYV):
+    """Turn one bar's records [e0, e) into what is said; returns the new end. A signal is
+    remembered (time and values) per rule, kind and final/forming; a retraction repeats
+    what it retracts, or is dropped when that was never said. `drop` (a warm-up bar, or
+    stepping quietly) says nothing and remembers nothing."""
+    if drop:
+        return e0
+    w = e0
+    for q in range(e0, e):
+        j = EI[q, E_RULE]
+        k = EI[q, E_KIND]
+        st = EI[q, E_STATE]
+        slot = SAID_SLOTS * j + 2 * ((k - 1) & 1)
+        if st == PROVISIONAL or st == RETRACTED_PROVISIONAL:
+            slot += 1
+        v0 = slot * V_WIDTH
+        if st >= RETRACTED_FINAL:
+            said = SAYT[r, slot]
+            if said == NONE:
+                continue
+            SAYT[r, slot] = NONE
+            EI[w, E_ROW] = EI[q, E_ROW]
+            EI[w, E_SYM] = r
+            EI[w, E_RULE] = j
+            EI[w, E_KIND] = k
+            EI[w, E_STATE] = RETRACTED
+            EI[w, E_T] = said
+            for c in range(V_WIDTH):
+                EF[w, c] = SAYV[r, v0 + c]
+        else:
+            SAYT[r, slot] = ti
+            for c in range(V_WIDTH):
+                SAYV[r, v0 + c] = EF[q, c]
+            if w != q:
+                for c in range(E_WIDTH):
+                    EI[w, c] = EI[q, c]
+                for c in range(V_WIDTH):
+                    EF[w, c] = EF[q, c]
+            EI[w, E_T] = ti
+        w += 1
+    return w
+
+
+@njit(cache=True, _nrt=False)
+def journal_needed(sym, t, kind, next_t, need):
+    """need[i] = 1 where row i must be journaled: a FINAL bar that a later row of the batch
+    may revise (the symbol's next FINAL row is not later), or its symbol's last FINAL row
+    (a later batch may revise it). Forming rows always journal (peek undoes them)."""
+    for r in range(next_t.shape[0]):
+        next_t[r] = NONE
+    for i in range(t.shape[0] - 1, -1, -1):
+        if kind[i] & FORMING:
+            need[i] = 1
+            continue
+        nt = next_t[sym[i]]
+        need[i] = 1 if nt == NONE or nt <= t[i] else 0
+        next_t[sym[i]] = t[i]
+
+
+def _apply(S, I, r, row, t_us, o_, h_, l_, c_, v_, EI, EF, e, state, journal):
+    """Stand-in for the generated one: every indicator and rule of one bar (stream/codegen.py)."""
+    raise NotImplementedError
+
+
+def run(sym, t, op, hi, lo, cl, vo, kind, need, start, S, I, EI, EF, SAYT, SAYV, maxev, stats, nr, quiet):
+    """Step rows start.. of a batch; returns (next row, event count). Stops early, to be
+    called again, when the event arrays could overflow. A template: see the module doc."""
+    m_final, m_form, tmp = MASKS, MASKS + nr, MASKS + 3 * nr
+    n = t.shape[0]
+    cap = EI.shape[0]
+    e = 0
+    for i in range(start, n):
+        if e + maxev > cap:
+            return i, e
+        r = sym[i]
+        ti = t[i]
+        last = I[r, LAST_T]
+        t_us = float(ti // 1000)
+        e0 = e
+        if not kind[i] & FORMING:
+            if ti < last:
+                stats[STAT_REJECTED] += 1
+                continue
+            if ti == last:  # a revision of the last bar: as if it had come instead
+                undo(S, r, 0)
+                e = _apply(S, I, r, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e, CONFIRMED,
+                           need[i] != 0)
+                e = reconcile(EI, EF, e0, e, I, r, m_final, m_final, True, i, RETRACTED_FINAL, tmp, nr)
+                stats[STAT_REVISED] += 1
+            else:
+                forget(S, r)
+                I[r, LAST_T] = ti
+                e = _apply(S, I, r, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e, CONFIRMED,
+                           need[i] != 0)
+                ft = I[r, FORM_T]
+                if ft != NONE and ft <= ti:  # the forming bar closed, or was abandoned
+                    if ft == ti:
+                        e = reconcile(EI, EF, e0, e, I, r, m_form, m_form, False, i,
+                                      RETRACTED_PROVISIONAL, tmp, nr)
+                    else:
+                        e = reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i,
+                                      RETRACTED_PROVISIONAL, tmp, nr)
+                    for j in range(nr):
+                        I[r, m_form + j] = 0
+                    I[r, FORM_T] = NONE
+                if need[i]:  # a revision may follow: remember what this bar fired
+                    for j in range(nr):
+                        I[r, m_final + j] = 0
+                    reconcile(EI, EF, e0, e, I, r, m_final, m_final, False, i, RETRACTED_FINAL, tmp, nr)
+                stats[STAT_BARS] += 1
+        else:  # a forming bar: evaluated on top of the last final bar, then undone
+            if ti <= last:
+                stats[STAT_REJECTED] += 1
+                continue
+            if I[r, FORM_T] != ti:
+                if I[r, FORM_T] != NONE:  # a forming bar that never closed
+                    e = reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i,
+                                  RETRACTED_PROVISIONAL, tmp, nr)
+                for j in range(nr):
+                    I[r, m_form + j] = 0
+                I[r, FORM_T] = ti
+            mark = int(S[r, JLEN])
+            e1 = e
+            e = _apply(S, I, r, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e, PROVISIONAL, True)
+            undo(S, r, mark)
+            e = reconcile(EI, EF, e1, e, I, r, m_form, m_form, True, i, RETRACTED_PROVISIONAL, tmp, nr)
+            stats[STAT_FORMING] += 1
+        if e > e0:
+            e = publish(EI, EF, e0, e, r, ti, quiet or (kind[i] & WARM) != 0, SAYT, SAYV)
+    return n, e
