@@ -49,7 +49,7 @@ def reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
     for j in range(nr):
         m = 0
         for q in range(e0, e):
-            if EI[q, E_RULE] == j:
+            if EI[q, E_RULE] == j and EI[q, E_STATE] < RETRACTED_FINAL:  # what fired, not retractions
                 m |= 1 << EI[q, E_KIND]
         I[r, tmp + j] = m
     end = e
@@ -157,56 +157,51 @@ def run(sym, t, op, hi, lo, cl, vo, kind, need, start, S, I, EI, EF, SAYT, SAYV,
         r = sym[i]
         ti = t[i]
         last = I[r, LAST_T]
-        t_us = float(ti // 1000)
+        forming = (kind[i] & FORMING) != 0
+        if ti < last or (forming and ti == last):  # older than the last final bar: refused
+            stats[STAT_REJECTED] += 1
+            continue
+        revision = not forming and ti == last  # as if it had come instead of the last bar
         e0 = e
-        if not kind[i] & FORMING:
-            if ti < last:
-                stats[STAT_REJECTED] += 1
-                continue
-            if ti == last:  # a revision of the last bar: as if it had come instead
-                undo(S, r, 0)
-                e = _apply(S, I, r, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e, CONFIRMED,
-                           need[i] != 0)
-                e = reconcile(EI, EF, e0, e, I, r, m_final, m_final, True, i, RETRACTED_FINAL, tmp, nr)
-                stats[STAT_REVISED] += 1
-            else:
-                forget(S, r)
-                I[r, LAST_T] = ti
-                e = _apply(S, I, r, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e, CONFIRMED,
-                           need[i] != 0)
-                ft = I[r, FORM_T]
-                if ft != NONE and ft <= ti:  # the forming bar closed, or was abandoned
-                    if ft == ti:
-                        e = reconcile(EI, EF, e0, e, I, r, m_form, m_form, False, i,
-                                      RETRACTED_PROVISIONAL, tmp, nr)
-                    else:
-                        e = reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i,
-                                      RETRACTED_PROVISIONAL, tmp, nr)
-                    for j in range(nr):
-                        I[r, m_form + j] = 0
-                    I[r, FORM_T] = NONE
-                if need[i]:  # a revision may follow: remember what this bar fired
-                    for j in range(nr):
-                        I[r, m_final + j] = 0
-                    reconcile(EI, EF, e0, e, I, r, m_final, m_final, False, i, RETRACTED_FINAL, tmp, nr)
-                stats[STAT_BARS] += 1
-        else:  # a forming bar: evaluated on top of the last final bar, then undone
-            if ti <= last:
-                stats[STAT_REJECTED] += 1
-                continue
+        mark = 0
+        if forming:  # evaluated on top of the last final bar, then undone
             if I[r, FORM_T] != ti:
-                if I[r, FORM_T] != NONE:  # a forming bar that never closed
-                    e = reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i,
-                                  RETRACTED_PROVISIONAL, tmp, nr)
+                if I[r, FORM_T] != NONE:  # a forming bar that never closed: retract all it said
+                    e = reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i, RETRACTED_PROVISIONAL,
+                                  tmp, nr)
                 for j in range(nr):
                     I[r, m_form + j] = 0
                 I[r, FORM_T] = ti
             mark = int(S[r, JLEN])
-            e1 = e
-            e = _apply(S, I, r, i, t_us, op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e, PROVISIONAL, True)
+        elif revision:
+            undo(S, r, 0)
+        else:
+            forget(S, r)
+            I[r, LAST_T] = ti
+        e1 = e
+        e = _apply(S, I, r, i, float(ti // 1000), op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e,
+                   PROVISIONAL if forming else CONFIRMED, forming or need[i] != 0)
+        if forming:
             undo(S, r, mark)
             e = reconcile(EI, EF, e1, e, I, r, m_form, m_form, True, i, RETRACTED_PROVISIONAL, tmp, nr)
             stats[STAT_FORMING] += 1
+        elif revision:
+            e = reconcile(EI, EF, e1, e, I, r, m_final, m_final, True, i, RETRACTED_FINAL, tmp, nr)
+            stats[STAT_REVISED] += 1
+        else:
+            ft = I[r, FORM_T]
+            if ft != NONE and ft <= ti:  # the forming bar closed (its provisional events are
+                # confirmed or retracted), or was abandoned (all retracted)
+                lo_ = e1 if ft == ti else e
+                e = reconcile(EI, EF, lo_, e, I, r, m_form, m_form, False, i, RETRACTED_PROVISIONAL, tmp, nr)
+                for j in range(nr):
+                    I[r, m_form + j] = 0
+                I[r, FORM_T] = NONE
+            if need[i]:  # a revision may follow: remember what this bar fired
+                for j in range(nr):
+                    I[r, m_final + j] = 0
+                reconcile(EI, EF, e1, e, I, r, m_final, m_final, False, i, RETRACTED_FINAL, tmp, nr)
+            stats[STAT_BARS] += 1
         if e > e0:
             e = publish(EI, EF, e0, e, r, ti, quiet or (kind[i] & WARM) != 0, SAYT, SAYV)
     return n, e

@@ -141,6 +141,23 @@ def test_forming_bar_is_provisional_then_confirmed_or_retracted(aapl):
     assert (cross.id, "retracted") in states and (cross.id, "confirmed") not in states
 
 
+def test_revision_after_a_retracted_provisional_still_fires(aapl):
+    """forming bar fires, its final bar does not (provisional retracted), then a revision of
+    that final bar fires after all: the cross is said, confirmed (a retraction is not a firing)."""
+    cross = find_cross(aapl)
+    bars = bars_of(aapl)
+    i = index_of(bars, cross.time)
+    fields = {f: getattr(bars[i], f) for f in bars[i].__struct_fields__}
+    weak = Bar(**{**fields, "close": fields["close"] * 0.8, "low": fields["low"] * 0.8})
+    engine = Engine()
+    engine.process(BarBatch.from_bars(bars[:i]))
+    engine.process(BarBatch.from_bars([Bar(**{**fields, "forming": True})]))
+    out = engine.process(BarBatch.from_bars([weak]))
+    assert [(e.id, e.state) for e in out if e.rule == "ma_cross"] == [(cross.id, "retracted")]
+    out = engine.process(BarBatch.from_bars([bars[i]]))  # the revision
+    assert [(e.id, e.state) for e in out if e.rule == "ma_cross"] == [(cross.id, "confirmed")]
+
+
 def test_rule_symbol_filter():
     cfg = parse_config("""
 [indicators.rsi14]
