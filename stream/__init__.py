@@ -12,7 +12,8 @@ def _kernel_cache_dir() -> str:
     file when reusing its cache, so a cached step would keep an old copy of an inlined helper
     (state.put) after that helper changed; keying the folder by all kernel sources avoids it."""
     here = Path(__file__).resolve().parent
-    files = sorted([*here.glob("indicators/*.py"), *here.glob("signals/*.py"), here / "engine.py"])
+    files = sorted([*here.glob("indicators/*.py"), *here.glob("signals/*.py"),
+                    *(here / f for f in ("engine.py", "kernel.py", "codegen.py"))])
     digest = hashlib.sha1(b"".join(p.read_bytes() for p in files)).hexdigest()[:12]
     return str(here / "__pycache__" / f"numba-{digest}")
 

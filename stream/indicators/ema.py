@@ -18,7 +18,7 @@ def size(n: int) -> int:
 WRITES = 4
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, n, x, jn):
     """Add input x (journal length jn); returns the new journal length."""
     c = int(S[r, o + COUNT])
@@ -38,7 +38,7 @@ def step(S, r, o, n, x, jn):
     return jn
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def affine(S, r, o, n):
     """(alpha, beta): the next value is alpha + beta * x for the next input x."""
     if S[r, o + COUNT] < n:

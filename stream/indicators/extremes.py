@@ -22,7 +22,7 @@ def size(n: int) -> int:
 WRITES = 7
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, n, x, sign, jn):
     """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the journal length."""
     c = int(S[r, o + COUNT])
@@ -52,12 +52,12 @@ def step(S, r, o, n, x, sign, jn):
     return jn
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step_max(S, r, o, n, x, jn):
     return step(S, r, o, n, x, 1.0, jn)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step_min(S, r, o, n, x, jn):
     return step(S, r, o, n, x, -1.0, jn)
 

@@ -25,7 +25,7 @@ def wrap(slot, w):
     return slot - w if slot >= w else slot
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def classify(S, r, ring, k, newest, count):
     """Pivot type of the input k back, given a ring of 2k+1 inputs whose newest is at slot
     `newest` and `count` inputs seen: +1 high, -1 low, 0 neither (or not enough inputs)."""
@@ -55,7 +55,7 @@ def classify(S, r, ring, k, newest, count):
     return 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, k, x, jn):
     """Add input x; returns (pivot type of the input k back: +1, -1 or 0; journal length)."""
     c = int(S[r, o + COUNT])

@@ -28,7 +28,7 @@ def _ratio(g, lo):
     return 100.0 * (g / t)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, n, x, jn):
     """Add input x (journal length jn); returns the new journal length."""
     c = int(S[r, o + COUNT])
@@ -55,7 +55,7 @@ def step(S, r, o, n, x, jn):
     return jn
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def trigger(S, r, o, n, level):
     """The next input at which RSI would land exactly on `level` (NaN if not ready)."""
     if S[r, o + COUNT] <= n or not 0.0 < level < 100.0:

@@ -13,7 +13,7 @@ SIZE = 2
 WRITES = 2
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, v, vp, z, close, EI, EF, e, row, j, state, jn):
     """Series value v (previous vp) in zone z (the number of levels at or below v)."""
     if v != v:

@@ -12,7 +12,7 @@ SIZE = 1
 WRITES = 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, lowest, highest, c, EI, EF, e, row, j, state, jn):
     """Close c against the lowest low and highest high as of the previous bar."""
     if lowest != lowest or highest != highest:

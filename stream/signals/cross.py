@@ -12,7 +12,7 @@ SIZE = 3
 WRITES = 3
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, a, ap, b, bp, gap, confirm, up_kind, down_kind, close, EI, EF, e, row, j, state, jn):
     """Series a (previous value ap) against b (bp); fires up_kind / down_kind on a held change."""
     d = a - b

@@ -24,7 +24,7 @@ def size(k: int) -> int:
 WRITES = 8
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, k, lookback, price, osc, oscp, close, nbars, t_us, EI, EF, e, row, j, state, jn):
     """This bar's price and oscillator (osc, previous oscp); the bar is number nbars."""
     w = 2 * k + 1

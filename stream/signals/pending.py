@@ -25,7 +25,7 @@ def solve(aa, ba, ab, bb):
     return (ab - aa) / (ba - bb)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, a, ap, b, bp, x, within, c, EI, EF, e, row, j, state, jn):
     """Series a (previous ap) and b (bp); x is the next close that puts a on b."""
     d = a - b
