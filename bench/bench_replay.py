@@ -35,7 +35,7 @@ from bench.data import MINUTE_NS, tiled
 from replay.store import Reader
 from stream.bars import BarBatch
 from stream.engine import Engine
-from stream.outputs.jsonl import JsonLines, encode_lines
+from stream.outputs.jsonl import JsonLines
 from stream.outputs.table import Board, Columns, LiveTable, Stats
 from stream.runner import Session, slice_batch
 
@@ -131,25 +131,19 @@ def replay(path: Path, table: bool) -> dict:
             "rss": ru.ru_maxrss * 1024, "drawn": drawn[0] if table else 0}
 
 
-def _kernel_only(engine: Engine) -> Engine:
-    """The engine with its Python event records switched off: the compiled step alone (bench only)."""
-    engine._records = lambda batch, ne, out: None
-    return engine
-
-
 def kernel(path: Path) -> dict:
-    """Engine.process over the whole file as one in-memory batch (the core's figure: events
-    made), and the compiled step alone."""
+    """The engine over the whole file as one in-memory batch: events as columns (`step`, what
+    replay encodes from) and as Event objects (`process`, the library call)."""
     df = pl.read_parquet(path)
     batch = BarBatch.from_polars(df)
     del df
     Engine().process(slice_batch(batch, 0, 1000))  # compiled before timing
     t0 = time.perf_counter()
-    n_ev = len(Engine().process(batch))
-    with_events = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    _kernel_only(Engine()).process(batch)
+    n_ev = len(Engine().step(batch))
     stepping = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    Engine().process(batch)
+    with_events = time.perf_counter() - t0
     return {"bars": len(batch), "events": n_ev, "with_events": with_events, "stepping": stepping}
 
 
@@ -162,17 +156,12 @@ def stages(path: Path, bars: int) -> list[tuple[str, float]]:
     total_rows = sum(len(b) for b in Reader([path], chunk_rows=100_000))
     read = (time.perf_counter() - t0) * sum(len(b) for b in batches) / total_rows
     Engine().process(slice_batch(batches[0], 0, 100))  # compiled before timing
-    engine = _kernel_only(Engine())
-    t0 = time.perf_counter()
-    for b in batches:
-        engine.process(b)
-    step = time.perf_counter() - t0
     engine = Engine()
     t0 = time.perf_counter()
-    evs = [engine.process(b) for b in batches]
-    with_events = time.perf_counter() - t0
+    evs = [engine.step(b) for b in batches]
+    step = time.perf_counter() - t0
     t0 = time.perf_counter()
-    blobs = [encode_lines(e) for e in evs]
+    blobs = [e.lines() for e in evs]
     enc = time.perf_counter() - t0
     with open(os.devnull, "wb") as f:
         t0 = time.perf_counter()
@@ -186,11 +175,11 @@ def stages(path: Path, bars: int) -> list[tuple[str, float]]:
         board.write(e, b"")
     seen = time.perf_counter() - t0
     draw, wall = table_run(batches)
-    total = read + with_events + enc + write
+    total = read + step + enc + write
     n = sum(len(b) for b in batches)
     return [("bars", n), ("events", sum(len(e) for e in evs)),
-            ("read (check pass + chunks)", read), ("engine: compiled step", step),
-            ("engine: event records (Python)", with_events - step), ("encode JSON lines", enc),
+            ("read (check pass + chunks)", read), ("engine: step (kernel + event records)", step),
+            ("encode JSON lines (bulk)", enc),
             ("write to /dev/null", write), ("table: last signals", seen),
             (f"table: drawing ({100 * draw / wall:.1f} % of its run)", draw * total / wall)]
 
@@ -244,15 +233,15 @@ def main() -> None:
     off = max(runs[False], key=lambda r: r["bps"])
     on = max(runs[True], key=lambda r: r["bps"])
     k = kernel(path)
-    kb = k["bars"] / k["with_events"]
-    ks = k["bars"] / k["stepping"]
+    kb = k["bars"] / k["stepping"]
+    kp = k["bars"] / k["with_events"]
     gb = 1024**3
     print()
     print(f"{'':44s} {'bars/s':>12s} {'vs engine':>10s} {'peak RSS':>10s} {'wall':>8s}")
-    print(f"{'Engine.process, in memory (events made)':44s} {kb / 1e6:10.2f} M {1:9.2f}x {'-':>10s} "
-          f"{k['with_events']:7.1f}s")
-    print(f"{'  its compiled step alone (no records)':44s} {ks / 1e6:10.2f} M {ks / kb:9.2f}x {'-':>10s} "
+    print(f"{'Engine.step, in memory (events as columns)':44s} {kb / 1e6:10.2f} M {1:9.2f}x {'-':>10s} "
           f"{k['stepping']:7.1f}s")
+    print(f"{'Engine.process (Event objects)':44s} {kp / 1e6:10.2f} M {kp / kb:9.2f}x {'-':>10s} "
+          f"{k['with_events']:7.1f}s")
     for name, r in (("replay -> JSON lines on /dev/null", off), ("  the same, table on (pty, 120x40)", on)):
         print(f"{name:44s} {r['bps'] / 1e6:10.2f} M {r['bps'] / kb:9.2f}x {r['rss'] / gb:8.2f} G "
               f"{r['wall']:7.1f}s")
@@ -268,10 +257,10 @@ def main() -> None:
     print(f"where the time goes (each stage alone, first {args.profile_bars:,} bars):")
     parts = stages(path, args.profile_bars)
     n = parts[0][1]
-    total = sum(s for _, s in parts[2:7])
+    total = sum(s for _, s in parts[2:6])
     print(f"  {int(n):,} bars, {int(parts[1][1]):,} events")
     for i, (name, s) in enumerate(parts[2:]):
-        if i == 5:
+        if i == 4:
             print("  and with the table on, on top of those:")
         rate = n / max(s, 1e-9) / 1e6
         print(f"  {name:34s} {s:7.3f} s {100 * s / total:5.1f} %  ({rate:8.2f} M bars/s alone)")

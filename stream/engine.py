@@ -27,6 +27,7 @@ from .kernel import (
     STAT_REVISED,
     journal_needed,
 )
+from .lines import LineEncoder
 from .program import Program, compile_program
 from .records import EventBlock
 from .signals import bands
@@ -75,6 +76,7 @@ class Engine:
         self.rule_names = [r.name for r in p.rules]
         self.fields = [value_fields(r, *p.rule_inputs[j]) for j, r in enumerate(p.rules)]
         self.decoders = [decoder(f) for f in self.fields]
+        self.encoder = LineEncoder(self.timeframe, self.rule_names, self.fields)
 
     # ---- symbols -------------------------------------------------------------------------
     def _symbol_id(self, symbol: str) -> int:

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .events import SCHEMA_VERSION, STATES, Event, event_id, rfc3339
-from .outputs.jsonl import encode_lines
-from .signals.common import E_RULE, E_SYM, E_WIDTH, KINDS, V_WIDTH
+from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, KINDS, V_WIDTH
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -91,7 +90,11 @@ class EventBlock(Sequence[Event]):
 
     def lines(self) -> bytes:
         """All events as JSON lines in one buffer (byte for byte `encode` of each event)."""
-        return encode_lines(self.events()) if len(self) else b""
+        if not len(self):
+            return b""
+        r, eng = self.rec, self.engine
+        return eng.encoder.encode(eng.symbols, self.seq0, r[:, E_SYM], r[:, E_T], r[:, E_RULE], r[:, E_KIND],
+                                  r[:, E_STATE], self.late, self.vals)
 
 
 
