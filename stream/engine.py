@@ -109,13 +109,23 @@ class Engine:
     def step(self, batch: BarBatch, emit: bool = True) -> EventBlock:
         """Step every bar of the batch in order; what they say, numbered from `seq` + 1.
         With emit=False (a warm start) nothing is said, so nothing can be retracted later."""
-        n = len(batch)
+        said = self._run(batch, emit)
+        return EventBlock.empty(self) if said is None else self._block(batch, *said)
+
+    def process(self, batch: BarBatch, emit: bool = True) -> list[Event]:
+        """Step every bar of the batch in order; the events they fire (none if not emit)."""
+        said = self._run(batch, emit)
+        return [] if said is None else self._block(batch, *said).events()
+
+    def _run(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """The kernel over a batch: its event records and value records, None if none."""
+        n = len(batch.t)
         if n == 0:
-            return EventBlock.empty(self)
+            return None
         if n == 1:  # the live case: no arrays built
             ids = self._id1
-            ids[0] = self._symbol_id(batch.symbols[int(batch.sym[0])] if len(batch.symbols) > 1
-                                     else batch.symbols[0])
+            names = batch.symbols
+            ids[0] = self._symbol_id(names[batch.sym[0]] if len(names) > 1 else names[0])
             need = self._one
         else:
             lut = np.array([self._symbol_id(s) for s in batch.symbols], dtype=np.int64)
@@ -134,19 +144,19 @@ class Engine:
             if start >= n:
                 break
         if not parts:
-            return EventBlock.empty(self)
-        rec, vals = parts[0] if len(parts) == 1 else (np.concatenate([a for a, _ in parts]),
-                                                        np.concatenate([b for _, b in parts]))
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+
+    def _block(self, batch: BarBatch, rec: np.ndarray, vals: np.ndarray) -> EventBlock:
+        """Number the records as this engine's next events."""
         late = (batch.kind[rec[:, E_ROW]] & LATE) != 0
         if batch.late:
             late[:] = True
         block = EventBlock(self, self.seq, rec, vals, late)
         self.seq += len(block)
         return block
-
-    def process(self, batch: BarBatch, emit: bool = True) -> list[Event]:
-        """Step every bar of the batch in order; the events they fire (none if not emit)."""
-        return self.step(batch, emit).events()
 
     # ---- reading state -----------------------------------------------------------------------
     @property

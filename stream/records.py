@@ -44,7 +44,10 @@ class EventBlock(Sequence[Event]):
         return len(self.rec)
 
     def __getitem__(self, i):  # type: ignore[override]
-        return self.events()[i]
+        if isinstance(i, slice) or self._events is not None:
+            return self.events()[i]
+        q = range(len(self))[i]  # negative indices, IndexError
+        return self._event(q)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events())
@@ -63,14 +66,6 @@ class EventBlock(Sequence[Event]):
     def rule_names(self) -> list[str]:
         return np.array(self.engine.rule_names, dtype=object)[self.rec[:, E_RULE]].tolist()
 
-    def last_by_symbol(self) -> list[Event]:
-        """The last event of each symbol present, in order of those events."""
-        sym = self.rec[:, E_SYM]
-        rev = sym[::-1]
-        _, first = np.unique(rev, return_index=True)
-        idx = np.sort(len(sym) - 1 - first)
-        return [self._event(int(q)) for q in idx]
-
     def events(self) -> list[Event]:
         """Every event as an Event object (built once)."""
         if not len(self.rec):
@@ -80,13 +75,7 @@ class EventBlock(Sequence[Event]):
         return self._events
 
     def _event(self, q: int) -> Event:
-        eng = self.engine
-        _, sid, j, k, st, t = self.rec[q].tolist()
-        time_ = rfc3339(t)
-        symbol, rule, kind = eng.symbols[sid], eng.rule_names[j], KINDS[k]
-        return Event(SCHEMA_VERSION, self.seq0 + 1 + q, event_id(symbol, time_, rule, kind), symbol, time_,
-                     eng.timeframe, rule, kind, STATES[st], eng.decoders[j](self.vals[q].tolist()),
-                     bool(self.late[q]))
+        return make_event(self.engine, self.seq0 + 1 + q, self.rec[q], self.vals[q], bool(self.late[q]))
 
     def lines(self) -> bytes:
         """All events as JSON lines in one buffer (byte for byte `encode` of each event)."""
@@ -107,8 +96,58 @@ def columns(events: Sequence[Event], start: int = 0) -> tuple[list[str], list[st
     return [e.symbol for e in part], [e.rule for e in part], (part[0].seq - 1 if part else 0)
 
 
-def last_by_symbol(events: Sequence[Event]) -> list[Event]:
-    """Each symbol's last event (a block builds only those objects)."""
-    if isinstance(events, EventBlock):
-        return events.last_by_symbol()
-    return list({e.symbol: e for e in events}.values())
+def make_event(engine: Engine, seq: int, rec: np.ndarray, vals: np.ndarray, late: bool) -> Event:
+    """The Event of one record."""
+    _, sid, j, k, st, t = rec.tolist()
+    time_ = rfc3339(t)
+    symbol, rule, kind = engine.symbols[sid], engine.rule_names[j], KINDS[k]
+    return Event(SCHEMA_VERSION, seq, event_id(symbol, time_, rule, kind), symbol, time_, engine.timeframe,
+                 rule, kind, STATES[st], engine.decoders[j](vals.tolist()), late)
+
+
+class Latest:
+    """Each symbol's last event. From a block it copies that record into columns indexed by
+    symbol (vectorised, and no block is kept alive); the Event is built when asked for."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.rec = np.zeros((0, E_WIDTH), np.int64)
+        self.vals = np.zeros((0, V_WIDTH))
+        self.late = np.zeros(0, bool)
+        self.seq = np.zeros(0, np.int64)  # 0: none yet
+        self.objects: dict[str, Event] = {}  # from plain lists of events
+
+    def add(self, events: Sequence[Event]) -> None:
+        if not isinstance(events, EventBlock):
+            self.objects.update((e.symbol, e) for e in events)
+            return
+        if not len(events):
+            return
+        self.engine = events.engine
+        sym = events.rec[:, E_SYM]
+        ids, first = np.unique(sym[::-1], return_index=True)
+        q = len(sym) - 1 - first
+        n = len(self.engine.symbols)
+        if len(self.seq) < n:
+            grow = n - len(self.seq)
+            self.rec = np.concatenate([self.rec, np.zeros((grow, E_WIDTH), np.int64)])
+            self.vals = np.concatenate([self.vals, np.zeros((grow, V_WIDTH))])
+            self.late = np.concatenate([self.late, np.zeros(grow, bool)])
+            self.seq = np.concatenate([self.seq, np.zeros(grow, np.int64)])
+        self.rec[ids] = events.rec[q]
+        self.vals[ids] = events.vals[q]
+        self.late[ids] = events.late[q]
+        self.seq[ids] = events.seq0 + 1 + q
+        if self.objects:  # a block after plain lists: its events are newer
+            for sid in ids.tolist():
+                self.objects.pop(self.engine.symbols[sid], None)
+
+    def get(self, symbol: str) -> Event | None:
+        ev = self.objects.get(symbol)
+        if ev is not None or self.engine is None:
+            return ev
+        sid = self.engine._sid.get(symbol)
+        if sid is None or sid >= len(self.seq) or self.seq[sid] == 0:
+            return None
+        return make_event(self.engine, int(self.seq[sid]), self.rec[sid], self.vals[sid],
+                          bool(self.late[sid]))

@@ -24,8 +24,12 @@ def run(daily):
     board = Board(engine, Columns.from_settings(load_config()), lambda: Stats(
         source="bundled daily bars", pace="50 bars/s", timeframe="1Day", bars=len(daily), events=5843,
         lag_s=0.02, clients=3, skipped=2))
-    events = engine.process(BarBatch.from_polars(daily))
-    board.write(events, b"")
+    batch = BarBatch.from_polars(daily)
+    events = []
+    for i in range(0, len(batch), 3000):  # blocks of columns, as the runner writes them
+        block = engine.step(slice_batch(batch, i, i + 3000))
+        board.write(block, b"")
+        events += block
     return engine, board, events
 
 
@@ -87,7 +91,7 @@ def test_board_keeps_each_symbols_last_event(run):
     _, board, events = run
     for sym in ("AAPL", "GOOG"):
         last = [e for e in events if e.symbol == sym][-1]
-        sig = board.signals[sym]
+        sig = board.signal(sym)
         assert (sig.rule, sig.kind, sig.state) == (last.rule, last.kind, last.state)
 
 

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from ..config import Settings
 from ..events import Event
-from ..records import last_by_symbol
+from ..records import Latest
 
 UP, DOWN, FLAT = "▲", "▼", "•"
 _DIRECTION = {  # event kind -> +1 up / -1 down / 0 neither
@@ -317,13 +317,17 @@ class Board:
         self.cols = cols
         self.stats = stats
         self.order = list(order) if order else None
-        self.signals: dict[str, Signal] = {}
+        self._last = Latest()
         self._rate: tuple[float, int] | None = None  # (time, bars) at the last frame
         self._bps: float | None = None
 
     def write(self, events: Sequence[Event], blob: bytes) -> None:
-        for ev in last_by_symbol(events):
-            self.signals[ev.symbol] = Signal.of(ev, _ns(ev.time))
+        self._last.add(events)
+
+    def signal(self, symbol: str) -> Signal | None:
+        """The symbol's last event, as the table shows it (built only for the rows drawn)."""
+        ev = self._last.get(symbol)
+        return None if ev is None else Signal.of(ev, _ns(ev.time))
 
     def flush(self) -> None:
         pass
@@ -339,7 +343,7 @@ class Board:
             snap = self.engine.snapshot(sym)
             if snap is not None and snap["t"] is not None:  # known but no bar yet: no row
                 snap["previous"] = previous_values(self.engine, sym)
-                out.append((snap, self.signals.get(sym)))
+                out.append((snap, self.signal(sym)))
         return out, len(known)
 
     def frame(self, width: int, height: int) -> Group:

@@ -1,0 +1,49 @@
+"""EventBlock: the engine's events as columns, equal to the Event objects in every view."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.bars import BarBatch
+from stream.engine import Engine
+from stream.outputs.jsonl import encode_lines
+from stream.records import EventBlock, Latest
+from stream.runner import slice_batch
+
+
+@pytest.fixture(scope="module")
+def blocks(daily):
+    batch = BarBatch.from_polars(daily)
+    engine = Engine()
+    return [engine.step(slice_batch(batch, i, i + 2500)) for i in range(0, len(batch), 2500)]
+
+
+def test_block_views_agree(daily, blocks):
+    reference = Engine().process(BarBatch.from_polars(daily))
+    events = [e for b in blocks for e in b]
+    assert events == reference
+    assert sum(len(b) for b in blocks) == len(reference)
+    seq = 0
+    for b in blocks:
+        assert isinstance(b, EventBlock) and b.seq0 == seq
+        seq = b.last_seq
+        if len(b):
+            fresh = EventBlock(b.engine, b.seq0, b.rec, b.vals, b.late)  # nothing built yet
+            assert fresh[-1] == b.events()[-1] and fresh[0] == b.events()[0]
+            assert fresh[1:3] == b.events()[1:3]
+            with pytest.raises(IndexError):
+                fresh[len(b)]
+        assert b.lines() == encode_lines(b.events())
+        assert b.symbol_names() == [e.symbol for e in b] and b.rule_names() == [e.rule for e in b]
+
+
+def test_latest_keeps_each_symbols_last_event(blocks):
+    latest = Latest()
+    seen = {}
+    for b in blocks:
+        latest.add(b)
+        seen.update((e.symbol, e) for e in b)
+        for sym, ev in seen.items():
+            assert latest.get(sym) == ev
+    assert latest.get("NOPE") is None
+    assert Latest().get("AAPL") is None
