@@ -25,6 +25,8 @@ from .kernel import (
     STAT_BARS,
     STAT_REJECTED,
     STAT_REVISED,
+    by_row,
+    by_symbol,
     journal_needed,
 )
 from .lines import LineEncoder
@@ -73,6 +75,7 @@ class Engine:
         self.seq = 0
         self._one = np.ones(1, dtype=np.int8)  # a one-bar batch always journals its bar
         self._id1 = np.zeros(1, dtype=np.int64)
+        self._one0 = np.zeros(1, dtype=np.int64)  # a one-bar batch's order
         self.rule_names = [r.name for r in p.rules]
         self.fields = [value_fields(r, *p.rule_inputs[j]) for j, r in enumerate(p.rules)]
         self.decoders = [decoder(f) for f in self.fields]
@@ -122,32 +125,44 @@ class Engine:
         n = len(batch.t)
         if n == 0:
             return None
+        grouped = False
         if n == 1:  # the live case: no arrays built
             ids = self._id1
             names = batch.symbols
             ids[0] = self._symbol_id(names[batch.sym[0]] if len(names) > 1 else names[0])
-            need = self._one
+            need, order = self._one, self._one0
         else:
             lut = np.array([self._symbol_id(s) for s in batch.symbols], dtype=np.int64)
             ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
             need = np.empty(n, dtype=np.int8)
-            journal_needed(ids, batch.t, batch.kind, np.empty(len(self.symbols), dtype=np.int64), need)
+            nsym = len(self.symbols)
+            journal_needed(ids, batch.t, batch.kind, np.empty(nsym, dtype=np.int64), need)
+            order = np.empty(n, dtype=np.int64)
+            grouped = len(lut) > 1
+            if grouped:  # each symbol's bars stepped together (state stays in cache)
+                by_symbol(ids, nsym, order, np.empty(nsym + 1, dtype=np.int64))
+            else:
+                order[:] = np.arange(n)
         p, run = self.program, self.kernel.run
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         start = 0
         while True:
             start, ne = run(ids, batch.t, batch.open, batch.high, batch.low, batch.close, batch.volume,
-                            batch.kind, need, start, self.S, self.I, self.EI, self.EF, self.SAYT, self.SAYV,
-                            p.max_events, self.stats, self._nr, not emit)
+                            batch.kind, need, order, start, self.S, self.I, self.EI, self.EF, self.SAYT,
+                            self.SAYV, p.max_events, self.stats, self._nr, not emit)
             if ne:
                 parts.append((self.EI[:ne].copy(), self.EF[:ne].copy()))
             if start >= n:
                 break
         if not parts:
             return None
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+        rec, vals = parts[0] if len(parts) == 1 else (np.concatenate([a for a, _ in parts]),
+                                                        np.concatenate([b for _, b in parts]))
+        if grouped:  # back to the batch's row order
+            out_i, out_f = np.empty_like(rec), np.empty_like(vals)
+            by_row(rec, vals, n, out_i, out_f, np.empty(n + 1, dtype=np.int64))
+            rec, vals = out_i, out_f
+        return rec, vals
 
     def _block(self, batch: BarBatch, rec: np.ndarray, vals: np.ndarray) -> EventBlock:
         """Number the records as this engine's next events."""

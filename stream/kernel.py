@@ -139,21 +139,60 @@ def journal_needed(sym, t, kind, next_t, need):
         next_t[sym[i]] = t[i]
 
 
+@njit(cache=True, _nrt=False)
+def by_symbol(ids, nsym, order, count):
+    """order = the rows grouped by symbol, each symbol's rows in their batch order (a counting
+    sort): stepping one symbol's bars together keeps its state in cache."""
+    for s in range(nsym + 1):
+        count[s] = 0
+    for i in range(ids.shape[0]):
+        count[ids[i] + 1] += 1
+    for s in range(nsym):
+        count[s + 1] += count[s]
+    for i in range(ids.shape[0]):
+        s = ids[i]
+        order[count[s]] = i
+        count[s] += 1
+
+
+@njit(cache=True, _nrt=False)
+def by_row(EI, EF, n, out_i, out_f, count):
+    """Records regrouped by symbol back into batch row order (stable: a row's records keep
+    their order). count has one slot per batch row plus one."""
+    ne = EI.shape[0]
+    for i in range(n + 1):
+        count[i] = 0
+    for q in range(ne):
+        count[EI[q, E_ROW] + 1] += 1
+    for i in range(n):
+        count[i + 1] += count[i]
+    for q in range(ne):
+        w = count[EI[q, E_ROW]]
+        count[EI[q, E_ROW]] += 1
+        for c in range(E_WIDTH):
+            out_i[w, c] = EI[q, c]
+        for c in range(V_WIDTH):
+            out_f[w, c] = EF[q, c]
+
+
 def _apply(S, I, r, row, t_us, o_, h_, l_, c_, v_, EI, EF, e, state, journal):
     """Stand-in for the generated one: every indicator and rule of one bar (stream/codegen.py)."""
     raise NotImplementedError
 
 
-def run(sym, t, op, hi, lo, cl, vo, kind, need, start, S, I, EI, EF, SAYT, SAYV, maxev, stats, nr, quiet):
-    """Step rows start.. of a batch; returns (next row, event count). Stops early, to be
-    called again, when the event arrays could overflow. A template: see the module doc."""
+def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT, SAYV, maxev, stats, nr,
+        quiet):
+    """Step rows order[start:] of a batch; returns (next position in order, event count).
+    Stops early, to be called again, when the event arrays could overflow. A template: see
+    the module doc."""
     m_final, m_form, tmp = MASKS, MASKS + nr, MASKS + 3 * nr
     n = t.shape[0]
     cap = EI.shape[0]
     e = 0
-    for i in range(start, n):
+    for ii in range(start, n):
         if e + maxev > cap:
-            return i, e
+            return ii, e
+        i = order[ii]
         r = sym[i]
         ti = t[i]
         last = I[r, LAST_T]

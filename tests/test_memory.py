@@ -19,12 +19,12 @@ def test_engine_memory_flat_over_ten_million_bars(closes):
     x = np.resize(real, n)
     batch = BarBatch(["AAA", "BBB"], np.arange(n) % 2, (np.arange(n) // 2) * MINUTE, x, x * 1.01, x * 0.99, x, x)
     engine = Engine()
-    engine.process(batch)  # first million: state allocated, code compiled
+    engine.step(batch)  # first million: state allocated, code compiled
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     for _ in range(9):
         batch.t += (n // 2) * MINUTE  # the next million bars, later in time
-        engine.process(batch)
+        engine.step(batch)  # the events as columns, dropped: only state may stay
     grown = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     assert engine.bars == 10 * n and engine.rejected == 0
