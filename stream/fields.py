@@ -71,12 +71,29 @@ def _format(f: Field, x: float) -> Any:
     return f.const
 
 
+_EXPR = {  # the Python expression of each format, over x (the record's column)
+    NUM: "(None if {x} != {x} else {x})",
+    SIGN: "(None if {x} != {x} else int({x}))",
+    INT: "(None if {x} != {x} else int({x}))",
+    ZONE: "{names}[int({x})]",
+    TIME: "rfc3339(int({x}) * 1000)",
+    PCT: "(None if {x} != {x} else 100.0 * {x})",
+    DIRECTION: '("up" if {x} > 0 else "down")',
+}
+
+
 def decoder(fields: tuple[Field, ...]):
-    """A function turning one value record (a list of floats) into the `values` dict."""
-    keys = [f.key for f in fields]
-    cols = [max(f.col, 0) for f in fields]
-
-    def decode(rec: list[float]) -> dict[str, Any]:
-        return {k: _format(f, rec[c]) for k, f, c in zip(keys, fields, cols, strict=True)}
-
-    return decode
+    """A function turning one value record (a list of floats) into the `values` dict: one dict
+    display, written for these fields (the Event path builds one per event)."""
+    env: dict[str, Any] = {"rfc3339": rfc3339}
+    items = []
+    for i, f in enumerate(fields):
+        if f.fmt == CONST:
+            env[f"c{i}"] = f.const
+            value = f"c{i}"
+        else:
+            env[f"z{i}"] = f.names
+            value = _EXPR[f.fmt].format(x=f"r[{f.col}]", names=f"z{i}")
+        items.append(f"{f.key!r}: {value}")
+    exec(f"def decode(r):\n    return {{{', '.join(items)}}}\n", env)  # keys as literals (repr)
+    return env["decode"]

@@ -71,7 +71,19 @@ class EventBlock(Sequence[Event]):
         if not len(self.rec):
             return []
         if self._events is None:
-            self._events = [self._event(q) for q in range(len(self))]
+            eng = self.engine
+            symbols, names, decoders, tf = eng.symbols, eng.rule_names, eng.decoders, eng.timeframe
+            stamps: dict[int, str] = {}
+            out = []
+            rows = zip(self.rec.tolist(), self.vals.tolist(), self.late.tolist(), strict=True)
+            for seq, ((_, sid, j, k, st, t), vals, late) in enumerate(rows, self.seq0 + 1):
+                time_ = stamps.get(t)
+                if time_ is None:
+                    time_ = stamps[t] = rfc3339(t)
+                symbol, rule, kind = symbols[sid], names[j], KINDS[k]
+                out.append(Event(SCHEMA_VERSION, seq, event_id(symbol, time_, rule, kind), symbol, time_, tf,
+                                 rule, kind, STATES[st], decoders[j](vals), late))
+            self._events = out
         return self._events
 
     def _event(self, q: int) -> Event:
