@@ -59,6 +59,13 @@ def _runs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(a, return_inverse=True)
 
 
+def stamps(t: np.ndarray) -> list[str]:
+    """`rfc3339` of each time (ns), vectorised: one text per run of equal times."""
+    times, index = _runs(np.asarray(t, dtype=np.int64))
+    texts = _stamps(times // 1_000_000_000, times % 1_000_000_000).to_list()
+    return [texts[i] for i in index.tolist()]
+
+
 def _stamps(sec: np.ndarray, frac: np.ndarray) -> pl.Series:
     """RFC 3339 texts of (seconds, nanoseconds), as `rfc3339` writes them."""
     if len(sec) <= _FEW:

@@ -7,12 +7,14 @@ objects are built only when asked for (`events()`, indexing, iteration).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .events import SCHEMA_VERSION, STATES, Event, event_id, rfc3339
+from .lines import stamps
 from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, KINDS, V_WIDTH
 
 if TYPE_CHECKING:
@@ -71,20 +73,27 @@ class EventBlock(Sequence[Event]):
         if not len(self.rec):
             return []
         if self._events is None:
-            eng = self.engine
-            symbols, names, decoders, tf = eng.symbols, eng.rule_names, eng.decoders, eng.timeframe
-            stamps: dict[int, str] = {}
-            out = []
-            rows = zip(self.rec.tolist(), self.vals.tolist(), self.late.tolist(), strict=True)
-            for seq, ((_, sid, j, k, st, t), vals, late) in enumerate(rows, self.seq0 + 1):
-                time_ = stamps.get(t)
-                if time_ is None:
-                    time_ = stamps[t] = rfc3339(t)
-                symbol, rule, kind = symbols[sid], names[j], KINDS[k]
-                out.append(Event(SCHEMA_VERSION, seq, event_id(symbol, time_, rule, kind), symbol, time_, tf,
-                                 rule, kind, STATES[st], decoders[j](vals), late))
-            self._events = out
+            gc_was_on = gc.isenabled()
+            gc.disable()  # events are acyclic; collections over millions of them cost more than the work
+            try:
+                self._events = self._build()
+            finally:
+                if gc_was_on:
+                    gc.enable()
         return self._events
+
+    def _build(self) -> list[Event]:
+        """The Event objects, from whole-column lists (times formatted in bulk)."""
+        eng = self.engine
+        symbols, names, decoders, tf = eng.symbols, eng.rule_names, eng.decoders, eng.timeframe
+        out = []
+        rows = zip(self.rec.tolist(), stamps(self.rec[:, E_T]), self.vals.tolist(), self.late.tolist(),
+                   strict=True)
+        for seq, ((_, sid, j, k, st, _), time_, vals, late) in enumerate(rows, self.seq0 + 1):
+            symbol, rule, kind = symbols[sid], names[j], KINDS[k]
+            out.append(Event(SCHEMA_VERSION, seq, event_id(symbol, time_, rule, kind), symbol, time_, tf,
+                             rule, kind, STATES[st], decoders[j](vals), late))
+        return out
 
     def _event(self, q: int) -> Event:
         return make_event(self.engine, self.seq0 + 1 + q, self.rec[q], self.vals[q], bool(self.late[q]))
