@@ -61,6 +61,8 @@ def _runs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def stamps(t: np.ndarray) -> list[str]:
     """`rfc3339` of each time (ns), vectorised: one text per run of equal times."""
+    if len(t) <= _FEW:
+        return [rfc3339(x) for x in t.tolist()]
     times, index = _runs(np.asarray(t, dtype=np.int64))
     texts = _stamps(times // 1_000_000_000, times % 1_000_000_000).to_list()
     return [texts[i] for i in index.tolist()]
