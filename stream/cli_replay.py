@@ -225,7 +225,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
         feed.pacer = Pacer(speed)
 
     engine = Engine(settings)
-    session = Session(engine, [jsonl] if jsonl is not None else [])
+    session = Session(engine, [jsonl] if jsonl is not None else [], ahead=speed is None)
     outputs = session.outputs
 
     fan: FanOut | None = None

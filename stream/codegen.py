@@ -211,7 +211,8 @@ def source(p: Program) -> str:
     g.apply()
     g.triggers()
     run = inspect.getsource(kernel.run)
-    return HEADER + "\n".join(g.lines) + "\n\n@njit(cache=True, _nrt=False)\n" + run
+    # nogil: a replay encodes the previous batch's lines in a worker thread meanwhile
+    return HEADER + "\n".join(g.lines) + "\n\n@njit(cache=True, _nrt=False, nogil=True)\n" + run
 
 
 _loaded: dict[str, ModuleType] = {}

@@ -34,18 +34,19 @@ async def chunks(b: BarBatch, size: int):
         yield slice_batch(b, i, i + size)
 
 
-def run(feed, outputs_later=()) -> tuple[Session, bytes]:
+def run(feed, outputs_later=(), ahead=False) -> tuple[Session, bytes]:
     out = io.BytesIO()
-    session = Session(Engine(), [JsonLines(out)])
+    session = Session(Engine(), [JsonLines(out)], ahead=ahead)
     for o in outputs_later:
         session.outputs.append(o)
     asyncio.run(session.run(feed))
     return session, out.getvalue()
 
 
+@pytest.mark.parametrize("ahead", [False, True])
 @pytest.mark.parametrize("size", [1, 7, 1000, 10**9])
-def test_same_lines_whatever_the_batches(batch, want, size):
-    session, got = run(chunks(batch, size))
+def test_same_lines_whatever_the_batches(batch, want, size, ahead):
+    session, got = run(chunks(batch, size), ahead=ahead)
     assert got == want
     assert session.bars == len(batch) and session.events == len(want.splitlines())
     assert session.batches == -(-len(batch) // size)
@@ -69,6 +70,31 @@ def test_outputs_added_after_construction_are_fed_and_can_ask_for_slices(batch, 
     session, got = run(chunks(batch, 10**9), [small])
     assert got == want and b"".join(small.lines) == want
     assert session.batches == -(-len(batch) // 50)
+
+
+def test_ahead_stopped_mid_run_still_writes_every_stepped_batch(batch, want):
+    """A stop (cancel) while batches are encoded in the worker: all that was stepped goes out."""
+    out = io.BytesIO()
+    session = Session(Engine(), [JsonLines(out)], ahead=True)
+
+    async def feed():
+        for i in range(0, len(batch), 300):
+            yield slice_batch(batch, i, i + 300)
+            if i >= 1200:
+                await asyncio.sleep(3600)  # stalls: the stop comes while waiting for bars
+
+    async def main():
+        task = asyncio.create_task(session.run(feed()))
+        while session.batches < 4:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert len(batch) > 1500 and session.bars == 1500 and session.batches == 5
+    got = out.getvalue()
+    assert got == want[: len(got)] and len(got.splitlines()) == session.events > 0
 
 
 def test_paced_feed_is_one_bar_time_per_batch(want):
