@@ -196,7 +196,8 @@ class Engine:
         return None if x != x or x <= 0 else float(x)
 
     def snapshot(self, symbol: str) -> dict | None:
-        """The symbol's latest state: bar, every indicator (value and slope), band zones."""
+        """The symbol's latest state: bar, every indicator (value, previous value, slope), band
+        zones."""
         sid = self._sid.get(symbol)
         if sid is None:
             return None
@@ -217,6 +218,7 @@ class Engine:
             "volume": _num(row[sb + VOLUME]),
             "change_pct": _num(100.0 * (close / prev - 1.0)) if prev == prev and prev else None,
             "indicators": {},
+            "previous": {},
             "slopes": {},
             "zones": {},
         }
@@ -224,6 +226,7 @@ class Engine:
             o = p.IP[i, I_OFF]
             v, pv = row[o + VALUE], row[o + PREV]
             snap["indicators"][spec.name] = _num(v)
+            snap["previous"][spec.name] = _num(pv)
             snap["slopes"][spec.name] = None if v != v or pv != pv else int(np.sign(v - pv))
         for j, rule in enumerate(p.rules):
             if rule.type == "bands":

@@ -183,6 +183,9 @@ def test_snapshot(daily):
     assert snap["close"] == last["close"][0] and snap["bars"] == 3270
     assert snap["indicators"]["sma10"] == pytest.approx(
         daily.filter(pl.col("symbol") == "AAPL")["close"].tail(10).mean(), abs=1e-9)
+    assert snap["previous"]["sma10"] == pytest.approx(
+        daily.filter(pl.col("symbol") == "AAPL")["close"].tail(11).head(10).mean(), abs=1e-9)
+    assert snap["slopes"]["sma10"] == np.sign(snap["indicators"]["sma10"] - snap["previous"]["sma10"])
     assert snap["zones"]["rsi_bands"] in ("oversold", "lower_half", "upper_half", "overbought")
     assert engine.snapshot("NOPE") is None
 

@@ -342,7 +342,6 @@ class Board:
                 break
             snap = self.engine.snapshot(sym)
             if snap is not None and snap["t"] is not None:  # known but no bar yet: no row
-                snap["previous"] = previous_values(self.engine, sym)
                 out.append((snap, self.signal(sym)))
         return out, len(known)
 
@@ -358,22 +357,3 @@ class Board:
         st.bars_per_s = self._bps
         rows, st.symbols = self.rows(height - self.ROWS_AROUND)
         return render(rows, st, self.cols, width)
-
-
-def previous_values(engine, symbol: str) -> dict[str, float | None]:
-    """Each indicator's value one bar back (for the spread's direction), read from the engine's
-    state row the same way Engine.snapshot reads the current value."""
-    from ..indicators.block import PREV
-    from ..signals.common import I_OFF
-
-    try:
-        sid = engine.symbols.index(symbol)
-    except ValueError:
-        return {}
-    row = engine.S[sid]
-    p = engine.program
-    out = {}
-    for i, spec in enumerate(p.indicators):
-        v = row[p.IP[i, I_OFF] + PREV]
-        out[spec.name] = None if v != v else float(v)
-    return out
