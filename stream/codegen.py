@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import math
 import os
 import sys
 import tempfile
@@ -87,8 +88,9 @@ _IND_STEP = {
 
 
 def _f(x: float) -> str:
-    """A float literal that reads back to the same double."""
-    return repr(float(x)) if x == x else "math.nan"
+    """A float literal that reads back to the same double (inf and nan included)."""
+    x = float(x)
+    return repr(x) if math.isfinite(x) else f"float({str(x)!r})"
 
 
 class _Gen:

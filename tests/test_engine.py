@@ -175,6 +175,24 @@ symbols = ["IBM"]
     assert {(e.symbol, e.kind) for e in events} == {("IBM", "break_above"), ("IBM", "break_below")}
 
 
+def test_generated_kernel_takes_any_float_from_config():
+    """Config numbers become literals in the generated kernel: inf and tiny levels too."""
+    cfg = parse_config("""
+[rules.never]
+type = "level"
+series = "close"
+level = inf
+[rules.tiny]
+type = "level"
+series = "close"
+level = 1e-300
+""")
+    engine = Engine(cfg)
+    bars = [Bar("X", k * DAY, p, p, p, p) for k, p in enumerate([1e-301, 1.0, 1e-301])]
+    events = engine.process(BarBatch.from_bars(bars))
+    assert [(e.rule, e.kind) for e in events] == [("tiny", "break_above"), ("tiny", "break_below")]
+
+
 def test_snapshot(daily):
     engine = Engine()
     engine.process(BarBatch.from_polars(daily))
