@@ -68,6 +68,7 @@ class Engine:
         self.I = np.zeros((0, MASKS + 4 * self._nr), dtype=np.int64)
         self.SAYT = np.zeros((0, SAID_SLOTS * self._nr), dtype=np.int64)  # what was said: time,
         self.SAYV = np.zeros((0, SAID_SLOTS * self._nr * V_WIDTH))  # values (for retractions)
+        self.F = np.zeros((0, p.width))  # each symbol's state with its latest forming bar applied
         cap = max(event_capacity, 4 * p.max_events)
         self.EI = np.zeros((cap, E_WIDTH), dtype=np.int64)
         self.EF = np.zeros((cap, V_WIDTH), dtype=np.float64)
@@ -95,7 +96,8 @@ class Engine:
                 out[:sid] = a
                 return out
 
-            self.S, self.I, self.SAYT, self.SAYV = map(grown, (self.S, self.I, self.SAYT, self.SAYV))
+            self.S, self.I, self.SAYT, self.SAYV, self.F = map(grown, (self.S, self.I, self.SAYT, self.SAYV,
+                                                                       self.F))
         self.S[sid] = self.program.template
         self.I[sid] = 0
         self.I[sid, LAST_T] = NONE
@@ -149,7 +151,7 @@ class Engine:
         while True:
             start, ne = run(ids, batch.t, batch.open, batch.high, batch.low, batch.close, batch.volume,
                             batch.kind, need, order, start, self.S, self.I, self.EI, self.EF, self.SAYT,
-                            self.SAYV, p.max_events, self.stats, self._nr, not emit)
+                            self.SAYV, self.F, p.max_events, self.stats, self._nr, not emit)
             if ne:
                 parts.append((self.EI[:ne].copy(), self.EF[:ne].copy()))
             if start >= n:
@@ -197,19 +199,24 @@ class Engine:
 
     def snapshot(self, symbol: str) -> dict | None:
         """The symbol's latest state: bar, every indicator (value, previous value, slope), band
-        zones."""
+        zones. While a forming bar is newer than the last final one, as that bar would leave it
+        (`forming` true): a live daily table shows today, not yesterday."""
         sid = self._sid.get(symbol)
         if sid is None:
             return None
         p = self.program
-        row = self.S[sid]
         sb = p.sb
         t = int(self.I[sid, LAST_T])
+        ft = int(self.I[sid, FORM_T])
+        forming = ft != NONE and ft > t
+        row = self.F[sid] if forming else self.S[sid]
+        t = ft if forming else t
         close, prev = row[sb + CLOSE], row[sb + PREV_CLOSE]
         snap = {
             "symbol": symbol,
             "time": None if t == NONE else rfc3339(t),
             "t": None if t == NONE else t,
+            "forming": forming,
             "bars": int(row[sb + NBARS]),
             "open": _num(row[sb + OPEN]),
             "high": _num(row[sb + HIGH]),

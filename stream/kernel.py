@@ -180,7 +180,7 @@ def _apply(S, I, r, row, t_us, o_, h_, l_, c_, v_, EI, EF, e, state, journal):
     raise NotImplementedError
 
 
-def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT, SAYV, maxev, stats, nr,
+def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT, SAYV, F, maxev, stats, nr,
         quiet):
     """Step rows order[start:] of a batch; returns (next position in order, event count).
     Stops early, to be called again, when the event arrays could overflow. A template: see
@@ -221,6 +221,8 @@ def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT
         e = _apply(S, I, r, i, float(ti // 1000), op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e,
                    PROVISIONAL if forming else CONFIRMED, forming or need[i] != 0)
         if forming:
+            for c in range(S.shape[1]):  # the forming bar's state, for snapshots
+                F[r, c] = S[r, c]
             undo(S, r, mark)
             e = reconcile(EI, EF, e1, e, I, r, m_form, m_form, True, i, RETRACTED_PROVISIONAL, tmp, nr)
             stats[STAT_FORMING] += 1

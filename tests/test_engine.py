@@ -158,6 +158,25 @@ def test_revision_after_a_retracted_provisional_still_fires(aapl):
     assert [(e.id, e.state) for e in out if e.rule == "ma_cross"] == [(cross.id, "confirmed")]
 
 
+def test_snapshot_shows_a_newer_forming_bar(aapl):
+    bars = bars_of(aapl.head(60))
+    engine = Engine()
+    engine.process(BarBatch.from_bars(bars[:59]))
+    final = engine.snapshot("AAPL")
+    assert final["forming"] is False
+    fields = {f: getattr(bars[59], f) for f in bars[59].__struct_fields__}
+    engine.process(BarBatch.from_bars([Bar(**{**fields, "forming": True})]))
+    snap = engine.snapshot("AAPL")
+    closes = [b.close for b in bars]
+    assert snap["forming"] is True and snap["t"] == bars[59].start and snap["close"] == closes[59]
+    assert snap["indicators"]["sma10"] == pytest.approx(np.mean(closes[50:60]), abs=1e-9)
+    assert snap["previous"]["sma10"] == final["indicators"]["sma10"]
+    assert snap["change_pct"] == pytest.approx(100 * (closes[59] / closes[58] - 1))
+    engine.process(BarBatch.from_bars([bars[59]]))  # the bar closes: the final state again
+    closed = engine.snapshot("AAPL")
+    assert closed["forming"] is False and closed["indicators"] == snap["indicators"]
+
+
 def test_rule_symbol_filter():
     cfg = parse_config("""
 [indicators.rsi14]

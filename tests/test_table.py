@@ -128,6 +128,14 @@ def test_rsi_zone_without_a_bands_rule_uses_30_70_and_signal_age():
     assert "oversold" in next(x for x in lines if x.startswith("Y "))
 
 
+def test_a_forming_bar_is_marked_in_its_time():
+    cols = Columns("sma10", "sma50", "rsi14")
+    rows = [(snap("X"), None), ({**snap("Y"), "forming": True}, None)]
+    lines = shown(render(rows, Stats(timeframe="1Day"), cols), 80)
+    assert "01-06 " in next(x for x in lines if x.startswith("X "))
+    assert "01-06… " in next(x for x in lines if x.startswith("Y "))
+
+
 def test_column_names_come_from_the_config_and_fall_back():
     s = parse_config("""
 [indicators.ema_fast]

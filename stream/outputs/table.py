@@ -115,12 +115,15 @@ def _age(ns: int) -> str:
 
 
 def _time(snap: dict, timeframe: str, wide: bool) -> str:
+    """The bar's date or time; a forming bar (values as of now, not final) ends with "…"."""
     iso = snap.get("time") or ""
     if not iso:
         return "—"
     if timeframe == "1Day":
-        return iso[:10] if wide else iso[5:10]
-    return f"{iso[5:10]} {iso[11:16]}" if wide else iso[11:16]
+        text = iso[:10] if wide else iso[5:10]
+    else:
+        text = f"{iso[5:10]} {iso[11:16]}" if wide else iso[11:16]
+    return text + "…" if snap.get("forming") else text
 
 
 def _gauge(value: float, width: int, style: str) -> Text:
