@@ -16,6 +16,7 @@ under `LineEncoder.SMALL` records take the per-event path: there it is the faste
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from . import linekernel as lk
 from .events import SCHEMA_VERSION, STATES, Event, event_id, rfc3339
 from .fields import CONST, DIRECTION, INT, NUM, PCT, SIGN, TIME, ZONE, Field, _format, decoder
 from .outputs.jsonl import encode_lines
@@ -93,8 +95,8 @@ class LineEncoder:
     """Encodes blocks of event records for one engine (its timeframe and rules) as JSON lines."""
 
     # Blocks of fewer records than this take the per-event path (an Event each, msgspec): the
-    # bulk path's fixed cost (a few milliseconds of query planning) is more than theirs below it.
-    SMALL = 2000
+    # bulk path's fixed cost (polars casts and time tables, a few numpy calls) is more than theirs below it.
+    SMALL = 64
 
     def __init__(self, timeframe: str, rule_names: list[str], rule_fields: list[tuple[Field, ...]]) -> None:
         if len(rule_names) != len(rule_fields):
@@ -103,116 +105,98 @@ class LineEncoder:
         self.rule_names = list(rule_names)
         self.rule_fields = [tuple(fs) for fs in rule_fields]
         self._decoders = [decoder(fs) for fs in self.rule_fields]
-        # the symbol cache: escaped names, extended as the engine's symbol list grows
+        # the symbol cache: escaped names (UTF-8, one after another), extended as the engine's list grows
         self._symbols: list[str] = []
-        self._sym_inner: list[str] = []
-        self._sym_series = pl.Series("s", [], dtype=pl.String)
-        # per rule: the line's text after the time in the id (by kind) and after the time field
-        # (by kind, state), and each field of `values` with its key's text
+        self._sym_data = np.zeros(0, dtype=np.uint8)
+        self._sym_off = np.zeros(1, dtype=np.int64)
+        # the literal table: the line's fixed pieces (lk.HEAD ...), then per rule and kind the text
+        # after the time in the id, per rule, kind and state the text after the time field, then
+        # the pieces of each rule's values program (keys, constants, zone names)
+        lits = ['{"v":' + _json(SCHEMA_VERSION) + ',"seq":', ',"id":"', "|", '","time":"', '"', "null",
+                '"up"', '"down"', "}}\n", '},"late":true}\n', "0.0", "-0.0"]
+        assert len(lits) == lk.FIXED
         kinds = [_inner(k) for k in KINDS]
         kinds_json = [_json(k) for k in KINDS]
         states = [_json(s) for s in STATES]
         tf = _json(timeframe)
-        after_id: list[str] = []
-        after_time: list[str] = []
-        self._fields: list[list[tuple[str, Field]]] = []
-        for name, fields in zip(self.rule_names, self.rule_fields, strict=True):
-            rule_json = _json(name)
-            after_id += [f'|{rule_json[1:-1]}|{k}","symbol":"' for k in kinds]
-            after_time += [f'","timeframe":{tf},"rule":{rule_json},"kind":{k},"state":{s},"values":{{'
-                           for k in kinds_json for s in states]
+        self._after_id = len(lits)
+        for name in self.rule_names:
+            lits += [f'|{_inner(name)}|{k}","symbol":"' for k in kinds]
+        self._after_time = len(lits)
+        for name in self.rule_names:
+            lits += [f'","timeframe":{tf},"rule":{_json(name)},"kind":{k},"state":{s},"values":{{'
+                     for k in kinds_json for s in states]
+        prog: list[tuple[int, int, int, int]] = []
+        lo = [0]
+        self._op_field: list[Field | None] = []  # the field of each op (None: a literal)
+        ops = {NUM: lk.NUM, PCT: lk.PCT, SIGN: lk.SIGN, INT: lk.INT, TIME: lk.TIME, DIRECTION: lk.DIRECTION}
+        for fields in self.rule_fields:
             last: dict[str, Field] = {}
             for f in fields:  # a dict display: a repeated key keeps its place, takes the last field
                 last[f.key] = f
-            self._fields.append([(_json(k) + ":", f) for k, f in last.items()])
-        self._after_id = pl.Series(after_id, dtype=pl.String)
-        self._after_time = pl.Series(after_time, dtype=pl.String)
-        self._head = '{"v":' + _json(SCHEMA_VERSION) + ',"seq":'
-        self._tails = pl.Series(["}}\n", '},"late":true}\n'])
-        self._direction = pl.Series(['"down"', '"up"'])
+            text = ""  # literal text not yet in the program
+            for i, (key, f) in enumerate(last.items()):
+                text += ("," if i else "") + _json(key) + ":"
+                if f.fmt == CONST:
+                    text += _json(f.const)
+                    continue
+                if f.fmt not in ops and f.fmt != ZONE:
+                    raise ValueError(f"field {f.key!r}: unknown format {f.fmt}")
+                if text:
+                    prog.append((lk.LIT, len(lits), 0, 0))
+                    self._op_field.append(None)
+                    lits.append(text)
+                    text = ""
+                if f.fmt == ZONE:
+                    prog.append((lk.ZONE, f.col, len(lits), len(f.names)))
+                    lits += [_json(z) for z in f.names]
+                else:
+                    prog.append((ops[f.fmt], f.col, 0, 0))
+                self._op_field.append(f)
+            if text:
+                prog.append((lk.LIT, len(lits), 0, 0))
+                self._op_field.append(None)
+                lits.append(text)
+            lo.append(len(prog))
+        self._lit, self._lit_off = _pack(lits)
+        self._prog = np.array(prog, dtype=np.int64).reshape(-1, 4)
+        self._prog_lo = np.array(lo, dtype=np.int64)
+        codes = self._prog[:, 0]
+        # per rule: how many values of each kind its records can send out of the numba pass
+        count = np.zeros((3, len(self.rule_names)), dtype=np.int64)
+        for j in range(len(self.rule_names)):
+            c = codes[lo[j] : lo[j + 1]]
+            count[0, j] = np.isin(c, (lk.NUM, lk.PCT)).sum()
+            count[1, j] = (c == lk.TIME).sum()
+            count[2, j] = np.isin(c, (lk.SIGN, lk.INT, lk.ZONE, lk.TIME)).sum()
+        self._counts = count
+        self._max_col = max((f.col for f in self._op_field if f is not None), default=-1)
 
     # ---- caches --------------------------------------------------------------------------------
-    def _symbol_texts(self, symbols: Sequence[str]) -> pl.Series:
+    def _symbol_table(self, symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         have = len(self._symbols)
         if len(symbols) < have or (have and symbols[have - 1] != self._symbols[-1]):
-            self._symbols, self._sym_inner = [], []  # not the list we cached: start over
+            self._symbols = []  # not the list we cached: start over
             have = 0
         if len(symbols) > have:
-            new = list(symbols[have:])
-            self._symbols += new
-            self._sym_inner += [_inner(s) for s in new]
-            self._sym_series = pl.Series("s", self._sym_inner, dtype=pl.String)
-        return self._sym_series
-
-    # ---- values ----------------------------------------------------------------------------------
-    def _value_expr(self, f: Field, x: np.ndarray, cols: dict[str, Any], name: str) -> pl.Expr:
-        """The text of field f's value for every row (x: its column), adding the inputs to cols."""
-        fmt = f.fmt
-        if fmt == PCT:
-            with np.errstate(over="ignore"):
-                x = 100.0 * x  # as Python multiplies: an overflow is inf (written null)
-        if fmt in (NUM, PCT):
-            cols[name] = x
-            expr = pl.col(name).cast(pl.String)
-            if np.any(np.abs(x) >= _BIG):
-                expr = expr.str.replace("e+", "e", literal=True)
-            if not np.isfinite(x).all():  # msgspec writes NaN and infinities as null
-                expr = pl.when(pl.col(name).is_finite()).then(expr).otherwise(pl.lit("null"))
-            return expr
-        if fmt == DIRECTION:
-            cols[name] = (x > 0).astype(np.uint32)
-            return pl.lit(self._direction).gather(pl.col(name))
-
-        ok = np.abs(x) < _I64  # NaN and inf: False
-        whole = bool(ok.all())
-        if fmt == ZONE:
-            count = len(f.names)
-            i = (x if whole else np.where(ok, x, 0.0)).astype(np.int64)  # truncates, as int() does
-            inside = (i >= -count) & (i < count)
-            if not inside.all():
-                ok &= inside
-            cols[name] = (i % max(count, 1)).astype(np.uint32)  # a negative index counts from the end
-            expr = pl.lit(pl.Series([_json(z) for z in f.names], dtype=pl.String)).gather(pl.col(name))
-        elif fmt in (SIGN, INT):
-            if whole:
-                cols[name] = x.astype(np.int64)
-                expr = pl.col(name).cast(pl.String)
-            else:
-                nan = np.isnan(x)
-                ok |= nan
-                cols[name] = np.where(ok & ~nan, x, 0.0).astype(np.int64)
-                cols[name + "n"] = nan
-                expr = pl.col(name).cast(pl.String)
-                expr = pl.when(pl.col(name + "n")).then(pl.lit("null")).otherwise(expr)
-        elif fmt == TIME:
-            us = (x if whole else np.where(ok, x, 0.0)).astype(np.int64)
-            u, index = _runs(us) if len(us) else (us, us)
-            texts = _stamps(u // 1_000_000, (u % 1_000_000) * 1000)
-            cols[name] = index.astype(np.uint32)
-            expr = pl.lit('"') + pl.lit(texts).gather(pl.col(name)) + pl.lit('"')
-        else:
-            raise ValueError(f"field {f.key!r}: unknown format {fmt}")
-        bad = np.flatnonzero(~ok)
-        if len(bad):  # out of the fast path's range: the Event path's own formatter (or its error)
-            fix = [_json(_format(f, v)) for v in x[bad].tolist()]
-            cols[name + "x"] = pl.repeat(None, len(x), dtype=pl.String, eager=True).scatter(bad, fix)
-            expr = pl.coalesce(pl.col(name + "x"), expr)
-        return expr
+            self._symbols += list(symbols[have:])
+            self._sym_data, self._sym_off = _pack([_inner(s) for s in self._symbols])
+        return self._sym_data, self._sym_off
 
     # ---- encoding --------------------------------------------------------------------------------
     def encode(self, symbols: list[str], seq0: int, sym, t, rule, kind, state, late, values) -> bytes:
         """JSON lines of n event records (record q is event seq0 + 1 + q), newline-terminated:
         `b"".join(map(stream.events.encode, events))` of the Events the records describe."""
-        sym = np.asarray(sym, dtype=np.int64)
+        sym = np.ascontiguousarray(sym, dtype=np.int64)
         n = len(sym)
         if n == 0:
             return b""
-        t = np.asarray(t, dtype=np.int64)
-        rule = np.asarray(rule, dtype=np.int64)
-        kind = np.asarray(kind, dtype=np.int64)
-        state = np.asarray(state, dtype=np.int64)
-        late = np.asarray(late, dtype=bool)
-        values = np.asarray(values, dtype=np.float64)
+        t = np.ascontiguousarray(t, dtype=np.int64)
+        rule = np.ascontiguousarray(rule, dtype=np.int64)
+        kind = np.ascontiguousarray(kind, dtype=np.int64)
+        state = np.ascontiguousarray(state, dtype=np.int64)
+        late = np.ascontiguousarray(late, dtype=bool)
+        values = np.ascontiguousarray(values, dtype=np.float64)
         if not (len(t) == len(rule) == len(kind) == len(state) == len(late) == len(values) == n):
             raise ValueError("record arrays differ in length")
         for what, a, hi in (("symbol", sym, len(symbols)), ("rule", rule, len(self.rule_names)),
@@ -221,45 +205,37 @@ class LineEncoder:
                 raise ValueError(f"{what} index out of range 0..{hi - 1}")
         if n < self.SMALL:
             return self._per_event(symbols, seq0, sym, t, rule, kind, state, late, values)
-        chunk = max(-(-n // max(pl.thread_pool_size(), 1)), _CHUNK)
+        if values.ndim != 2 or values.shape[1] <= self._max_col:
+            raise ValueError("value records too short for the rules' fields")
+        seq0 = int(seq0)
+        if seq0 < 0 or seq0 + n >= 2**63:
+            raise ValueError("seq out of range")
 
-        # 1. per rule, in parallel: the text inside `values`
-        one = rule.min() == rule.max()
-        groups = [np.arange(n)] if one else [np.flatnonzero(rule == j) for j in range(len(self.rule_names))]
-        frames: list[pl.LazyFrame] = []
-        for rows in groups:
-            if len(rows):
-                frames += self._values(int(rule[rows[0]]), None if one else rows, values, chunk)
-        inside = pl.concat([d.to_series() for d in pl.collect_all(frames)]).rechunk()
-        if not one:  # from rule groups back to record order (a gather of views: no text copied)
-            where = np.empty(n, dtype=np.uint32)
-            where[np.concatenate([g for g in groups if len(g)])] = np.arange(n, dtype=np.uint32)
-            inside = inside.gather(where)
+        # 1. what the numba pass cannot write itself, in its order: floats, times, odd values
+        bound = self._counts[:, rule.min() : rule.max() + 1] @ np.bincount(rule - rule.min())
+        flt, tim, bad = lk.plan(rule, values, self._prog, self._prog_lo, *bound.tolist())
+        flt_data, flt_off = _table(pl.Series(flt).cast(pl.String))
+        if len(tim):
+            u, tim_ix = _runs(tim)
+            tv_data, tv_off = _table(_stamps(u // 1_000_000, (u % 1_000_000) * 1000))
+        else:
+            tim_ix, tv_data, tv_off = tim, np.zeros(lk.PAD, dtype=np.uint8), np.zeros(1, dtype=np.int64)
+        fields = self._op_field  # the Event path's own formatter (or its error)
+        bad_data, bad_off = _pack([_json(_format(fields[o], float(values[q, fields[o].col])))
+                                   for q, o in bad.tolist()])
 
-        # 2. in record order, in parallel: whole lines
-        sym_texts = self._symbol_texts(symbols)
-        times, t_index = _runs(t)
-        time_texts = _stamps(times // 1_000_000_000, times % 1_000_000_000)
-        rk = rule * len(KINDS) + kind
-        df = pl.DataFrame({
-            "q": np.arange(seq0 + 1, seq0 + 1 + n, dtype=np.int64),
-            "s": sym.astype(np.uint32),
-            "t": t_index.astype(np.uint32),
-            "k": rk.astype(np.uint32),
-            "ks": (rk * len(STATES) + state).astype(np.uint32),
-            "l": late.astype(np.uint32),
-            "v": inside,
-        })
-        name = pl.lit(sym_texts).gather(pl.col("s"))
-        stamp = pl.lit(time_texts).gather(pl.col("t"))
-        line = pl.concat_str(
-            pl.lit(self._head), pl.col("q").cast(pl.String), pl.lit(',"id":"'), name, pl.lit("|"), stamp,
-            pl.lit(self._after_id).gather(pl.col("k")), name, pl.lit('","time":"'), stamp,
-            pl.lit(self._after_time).gather(pl.col("ks")), pl.col("v"),
-            pl.lit(self._tails).gather(pl.col("l")),
-        )
-        done = pl.collect_all([df.slice(lo, chunk).lazy().select(line) for lo in range(0, n, chunk)])
-        return b"".join(seg for d in done for seg in _segments(d.to_series()))
+        # 2. the lines: their size, then their bytes
+        sym_data, sym_off = self._symbol_table(symbols)
+        times, t_ix = _runs(t)
+        tm_data, tm_off = _table(_stamps(times // 1_000_000_000, times % 1_000_000_000))
+        args = (seq0, sym, t_ix.astype(np.int64), rule, kind, state, late, values, self._lit, self._lit_off,
+                sym_data, sym_off, tm_data, tm_off, self._prog, self._prog_lo, len(KINDS), len(STATES),
+                self._after_id, self._after_time, flt_data, flt_off, tim_ix.astype(np.int64), tv_data, tv_off,
+                bad_data, bad_off)
+        size = lk.emit(_NOWHERE, True, *args)
+        out, buf = _new_bytes(size)
+        lk.emit(buf, False, *args)
+        return out if isinstance(out, bytes) else bytes(out)
 
     def _per_event(self, symbols, seq0: int, sym, t, rule, kind, state, late, values) -> bytes:
         """The same lines the per-event way, as `Engine._records` makes them (for small blocks)."""
@@ -277,28 +253,70 @@ class LineEncoder:
                                 name, kind_, STATES[st], decoders[j](vals), lt))
         return encode_lines(events)
 
-    def _values(self, j: int, rows: np.ndarray | None, values: np.ndarray, chunk: int) -> list[pl.LazyFrame]:
-        """Queries for the text inside `values` of rule j's records (`rows`; None: all)."""
-        cols: dict[str, Any] = {}
-        pieces: list[str | pl.Expr] = []  # texts and expressions; neighbouring texts merged
-        for i, (key, f) in enumerate(self._fields[j]):
-            text = ("," if i else "") + key
-            if f.fmt == CONST:
-                value: str | pl.Expr = _json(f.const)
-            else:
-                x = values[:, f.col] if rows is None else values[rows, f.col]
-                value = self._value_expr(f, np.ascontiguousarray(x), cols, f"v{i}")
-            for piece in (text, value):
-                if isinstance(piece, str) and pieces and isinstance(pieces[-1], str):
-                    pieces[-1] += piece
-                else:
-                    pieces.append(piece)
-        size = len(values) if rows is None else len(rows)
-        if not cols:  # nothing read from the records: one text for every row
-            return [pl.LazyFrame({"v": pl.repeat("".join(pieces), size, dtype=pl.String, eager=True)})]
-        line = pl.concat_str([pl.lit(p) if isinstance(p, str) else p for p in pieces]).alias("v")
-        df = pl.DataFrame(cols)
-        return [df.slice(lo, chunk).lazy().select(line) for lo in range(0, size, chunk)]
+
+_NOWHERE = np.zeros(0, dtype=np.uint8)  # the buffer of a dry run
+
+
+def _pack(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Texts as one UTF-8 buffer and their offsets (texts[i] is data[off[i]:off[i + 1]]); the
+    buffer ends in lk.PAD spare bytes."""
+    encoded = [x.encode() for x in texts]
+    off = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in encoded], out=off[1:])
+    return np.frombuffer(b"".join(encoded) + bytes(lk.PAD), dtype=np.uint8), off
+
+
+def _table(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A Series of strings (no nulls) as its UTF-8 bytes and offsets, read from its arrow buffers
+    (copied only if they lack lk.PAD spare bytes at the end)."""
+    arr = texts.rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    if arr.null_count:
+        raise ValueError("a text is null")
+    _, offsets, data = arr.buffers()
+    off = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    if data is None or len(arr) == 0:
+        return np.zeros(lk.PAD, dtype=np.uint8), np.zeros(len(arr) + 1, dtype=np.int64)
+    data = np.frombuffer(data, dtype=np.uint8)
+    if len(data) < off[-1] + lk.PAD:
+        data = np.concatenate((data[: off[-1]], np.zeros(lk.PAD, dtype=np.uint8)))
+    return data, off
+
+
+def _bytes_writer():
+    """A function size -> (bytes object, writable uint8 array over its contents): CPython lets a
+    new bytes object be filled in place before anyone sees it (as C code does), which saves
+    copying the whole output once. Elsewhere (or if the check fails) a bytearray, copied at the end."""
+
+    def fallback(size: int) -> tuple[Any, np.ndarray]:
+        out = bytearray(size)
+        return out, np.frombuffer(out, dtype=np.uint8)
+
+    try:
+        new = ctypes.pythonapi.PyBytes_FromStringAndSize
+        new.restype = ctypes.py_object
+        new.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
+        head = bytes.__basicsize__ - 1  # offsetof(PyBytesObject, ob_sval)
+
+        def direct(size: int) -> tuple[Any, np.ndarray]:
+            if size == 0:
+                return b"", _NOWHERE
+            out = new(None, size)
+            return out, np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(id(out) + head))
+
+        probe, buf = direct(5)
+        buf[:] = np.frombuffer(b"probe", dtype=np.uint8)
+        if probe == b"probe" and type(probe) is bytes:
+            return direct
+    except (AttributeError, TypeError, ValueError, OSError):
+        pass
+    return fallback
+
+
+_new_bytes = _bytes_writer()
 
 
 def _segments(lines: pl.Series) -> list[memoryview]:
