@@ -1,13 +1,16 @@
-"""The numba half of `stream.lines`: event records -> JSON lines in a byte buffer, one pass.
+"""The numba half of `stream.lines`: event records -> JSON lines in a byte buffer.
 
 Every piece of text is either a literal (pre-encoded once per encoder: the line's fixed parts,
 the keys of `values`, zone names, constants), an entry of a text table (symbols, times, float
 texts from polars, odd values formatted by the Event path), or a number written here (seq,
 slope signs, counts, and floats of at most 15 significant digits in [1e-4, 1e15)).
 
-A rule's `values` object is a small program: rows of (op, a, b, c) run for each of its records.
-`plan` walks the records once to collect what needs formatting outside (floats, times, odd
-values) in the order `emit` will consume it; `emit` writes the lines (or, dry, counts their bytes).
+A rule's `values` object is a small program: rows of (op, col, names, count, literal) run for
+each of its records, each writing its literal (the key before the value; -1: none) then its
+value. `run` makes two passes over the records: dry, it collects what must be formatted
+elsewhere (floats for polars, times, values out of range for the Event path), in the order it
+will use them, and counts the bytes it writes itself; wet, it writes the lines. Every write is
+checked against the buffer's end, so sizes that disagree make a short result, never an overrun.
 """
 
 from __future__ import annotations
@@ -20,18 +23,46 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-# ops of a values program: (op, a, b, c)
-LIT, NUM, PCT, SIGN, INT, ZONE, TIME, DIRECTION = range(8)  # LIT: literal a; ZONE: col a, names b.. b+c
+# ops of a values program, rows of (op, col, names, count, literal): ZONE's names are literals
+# names .. names + count; LIT writes only its literal
+LIT, NUM, PCT, SIGN, INT, ZONE, TIME, DIRECTION = range(8)
 # literals every encoder has, at these indices of its literal table
-HEAD, ID, BAR, TIMEKEY, QUOTE, NULL, UP, DOWN, TAIL, TAIL_LATE, ZERO, MINUS_ZERO = range(12)
-FIXED = 12
+HEAD, ID, BAR, TIMEKEY, NULL, UP, DOWN, TAIL, TAIL_LATE, ZERO, MINUS_ZERO = range(11)
+FIXED = 11
 
-PAD = 8  # spare bytes at the end of every text table
+PAD = 16  # spare bytes at the end of every text table
 _I64 = 2.0**63
 _P10I = np.array([10**i for i in range(19)], dtype=np.int64)
 _PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8)  # "00" .. "99"
 _P10 = np.array([10.0**i for i in range(23)])  # exact
 _POW = np.array([float(f"1e{e}") for e in range(-4, 16)])  # _POW[e + 4]: the double nearest 10**e
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The bits of a float64 as an int64."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _move8(typingctx, dst, dpos, src, spos):
+    """Copies the 8 bytes at src[spos:] to dst[dpos:] (one unaligned load and store, unchecked)."""
+    sig = types.void(dst, types.intp, src, types.intp)
+
+    def codegen(context, builder, signature, args):
+        d = context.make_array(signature.args[0])(context, builder, args[0])
+        s = context.make_array(signature.args[2])(context, builder, args[2])
+        dp = builder.gep(d.data, [args[1]])
+        sp = builder.gep(s.data, [args[3]])
+        cgutils.raw_memcpy(builder, dp, sp, ir.Constant(ir.IntType(64), 8), 1)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
@@ -42,7 +73,8 @@ def short(ax):
     found is the shortest there is."""
     if not (1e-4 <= ax < 1e15):
         return -1, 0
-    e = min(max(int(math.floor((math.frexp(ax)[1] - 1) * 0.3010299956639812)), -4), 14)  # log10(ax) - (0..1)
+    e2 = ((_bits(ax) >> 52) & 0x7FF) - 1023  # 2**e2 <= ax < 2**(e2 + 1)
+    e = min(max(int(math.floor(e2 * 0.3010299956639812)), -4), 14)  # log10(ax), or one less
     if e < 14 and ax >= _POW[e + 5]:  # 10**(e+1) <= ax
         e += 1
     p = 14 - e
@@ -64,22 +96,6 @@ def short(ax):
     return k, p
 
 
-@intrinsic
-def _move8(typingctx, dst, dpos, src, spos):
-    """Copies the 8 bytes at src[spos:] to dst[dpos:] (one unaligned load and store, unchecked)."""
-    sig = types.void(dst, types.intp, src, types.intp)
-
-    def codegen(context, builder, signature, args):
-        d = context.make_array(signature.args[0])(context, builder, args[0])
-        s = context.make_array(signature.args[2])(context, builder, args[2])
-        dp = builder.gep(d.data, [args[1]])
-        sp = builder.gep(s.data, [args[3]])
-        cgutils.raw_memcpy(builder, dp, sp, ir.Constant(ir.IntType(64), 8), 1)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _digits(v):
     """Digits of v >= 0."""
@@ -90,9 +106,16 @@ def _digits(v):
 
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
+def _put(buf, pos, c, dry):
+    if not dry and pos < len(buf):
+        buf[pos] = c
+    return pos + 1
+
+
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _uint(buf, pos, v, d, dry):
     """Writes v >= 0 in d digits (zero-padded) at pos."""
-    if not dry:
+    if not dry and pos + d <= len(buf):
         i = pos + d
         while i - pos >= 2:
             r = v % 100
@@ -108,9 +131,7 @@ def _uint(buf, pos, v, d, dry):
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _int(buf, pos, v, dry):
     if v < 0:
-        if not dry:
-            buf[pos] = 45
-        pos += 1
+        pos = _put(buf, pos, 45, dry)
         v = -v
     return _uint(buf, pos, v, _digits(v), dry)
 
@@ -118,119 +139,83 @@ def _int(buf, pos, v, dry):
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _copy(buf, pos, data, lo, hi, dry):
     """Copies data[lo:hi] to buf[pos:]: 8 bytes at a time where buf has room for the last
-    (every table ends in PAD spare bytes, so its reads stay inside it)."""
+    (every table ends in PAD spare bytes, so its reads stay inside it): 16 bytes at least."""
     n = hi - lo
     if not dry:
         if pos + n + PAD <= len(buf):
-            for i in range(0, n, 8):
+            _move8(buf, pos, data, lo)
+            _move8(buf, pos + 8, data, lo + 8)
+            i = 16
+            while i < n:
                 _move8(buf, pos + i, data, lo + i)
-        else:
+                i += 8
+        elif pos + n <= len(buf):
             for i in range(n):
                 buf[pos + i] = data[lo + i]
     return pos + n
 
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
+def _lit(buf, pos, lit, lit_off, a, dry):
+    return _copy(buf, pos, lit, lit_off[a], lit_off[a + 1], dry)
+
+
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _short_text(buf, pos, neg, k, p, dry):
     if neg:
-        if not dry:
-            buf[pos] = 45
-        pos += 1
+        pos = _put(buf, pos, 45, dry)
     d = _digits(k)
-    if p == 0:
+    if p == 0:  # k.0
         pos = _uint(buf, pos, k, d, dry)
-        if not dry:
-            buf[pos] = 46
-            buf[pos + 1] = 48
-        return pos + 2
+        pos = _put(buf, pos, 46, dry)
+        return _put(buf, pos, 48, dry)
     if p >= d:  # 0.000ddd
-        if not dry:
-            buf[pos] = 48
-            buf[pos + 1] = 46
-            for i in range(p - d):
-                buf[pos + 2 + i] = 48
-        return _uint(buf, pos + 2 + p - d, k, d, dry)
-    scale = np.int64(_P10[p])
+        pos = _put(buf, pos, 48, dry)
+        pos = _put(buf, pos, 46, dry)
+        for _ in range(p - d):
+            pos = _put(buf, pos, 48, dry)
+        return _uint(buf, pos, k, d, dry)
+    scale = _P10I[p]
     pos = _uint(buf, pos, k // scale, d - p, dry)
-    if not dry:
-        buf[pos] = 46
-    return _uint(buf, pos + 1, k % scale, p, dry)
-
-
-@njit(cache=True, nogil=True)
-def plan(rule, values, prog, prog_lo, nflt, ntim, nbad):
-    """The values `emit` needs formatted elsewhere, in its order: floats for polars, times (us)
-    for the time table, and (record, op) of values out of range for the Event path's formatter.
-    nflt, ntim, nbad: upper bounds of each."""
-    flt = np.empty(nflt, dtype=np.float64)
-    tim = np.empty(ntim, dtype=np.int64)
-    bad = np.empty((nbad, 2), dtype=np.int64)
-    nf = nt = nb = 0
-    for q in range(len(rule)):
-        j = rule[q]
-        for o in range(prog_lo[j], prog_lo[j + 1]):
-            op = prog[o, 0]
-            if op == LIT or op == DIRECTION:
-                continue
-            x = values[q, prog[o, 1]]
-            if op == NUM or op == PCT:
-                if op == PCT:
-                    x = 100.0 * x
-                if np.isfinite(x) and x != 0.0 and short(abs(x))[0] < 0:
-                    flt[nf] = x
-                    nf += 1
-            elif op == SIGN or op == INT:
-                if not np.isnan(x) and not abs(x) < _I64:
-                    bad[nb, 0], bad[nb, 1] = q, o
-                    nb += 1
-            elif op == ZONE:
-                count = prog[o, 3]
-                if abs(x) < _I64 and -count <= np.int64(x) < count:
-                    continue
-                bad[nb, 0], bad[nb, 1] = q, o
-                nb += 1
-            else:  # TIME
-                if abs(x) < _I64:
-                    tim[nt] = np.int64(x)
-                    nt += 1
-                else:
-                    bad[nb, 0], bad[nb, 1] = q, o
-                    nb += 1
-    return flt[:nf], tim[:nt], bad[:nb]
+    pos = _put(buf, pos, 46, dry)
+    return _uint(buf, pos, k % scale, p, dry)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def emit(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off, sym_data, sym_off,
-         tm_data, tm_off, prog, prog_lo, nkinds, nstates, after_id, after_time,
-         flt_data, flt_off, tim_ix, tv_data, tv_off, bad_data, bad_off):
-    """Writes the lines into buf (dry: only counts); returns the number of bytes."""
+def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off, sym_data, sym_off,
+        tm_data, tm_off, prog, prog_lo, nkinds, nstates, after_id, after_time, flt, flt_data, flt_off,
+        tim, tim_ix, tv_data, tv_off, bad, bad_data, bad_off, counts):
+    """Dry (buf unused): fills flt (floats for polars), tim (times, us) and bad ((record, op) of
+    values out of range) in the order the wet pass reads their texts, sets counts to their
+    numbers and returns the bytes of everything else. Wet: writes the lines into buf, reading
+    those texts from (flt_data, flt_off), (tv_data, tv_off)[tim_ix] and (bad_data, bad_off),
+    and returns the bytes written (len(buf) when the sizes agree)."""
     pos = 0
-    fi = ti = bi = 0
+    nf = nt = nb = 0
     for q in range(len(sym)):
         s, t, j = sym[q], tix[q], rule[q]
         jk = j * nkinds + kind[q]
         s_lo, s_hi, t_lo, t_hi = sym_off[s], sym_off[s + 1], tm_off[t], tm_off[t + 1]
-        pos = _copy(buf, pos, lit, lit_off[HEAD], lit_off[HEAD + 1], dry)
+        pos = _lit(buf, pos, lit, lit_off, HEAD, dry)
         pos = _int(buf, pos, seq0 + 1 + q, dry)
-        pos = _copy(buf, pos, lit, lit_off[ID], lit_off[ID + 1], dry)
+        pos = _lit(buf, pos, lit, lit_off, ID, dry)
         pos = _copy(buf, pos, sym_data, s_lo, s_hi, dry)
-        pos = _copy(buf, pos, lit, lit_off[BAR], lit_off[BAR + 1], dry)
+        pos = _lit(buf, pos, lit, lit_off, BAR, dry)
         pos = _copy(buf, pos, tm_data, t_lo, t_hi, dry)
-        a = after_id + jk
-        pos = _copy(buf, pos, lit, lit_off[a], lit_off[a + 1], dry)
+        pos = _lit(buf, pos, lit, lit_off, after_id + jk, dry)
         pos = _copy(buf, pos, sym_data, s_lo, s_hi, dry)
-        pos = _copy(buf, pos, lit, lit_off[TIMEKEY], lit_off[TIMEKEY + 1], dry)
+        pos = _lit(buf, pos, lit, lit_off, TIMEKEY, dry)
         pos = _copy(buf, pos, tm_data, t_lo, t_hi, dry)
-        a = after_time + jk * nstates + state[q]
-        pos = _copy(buf, pos, lit, lit_off[a], lit_off[a + 1], dry)
+        pos = _lit(buf, pos, lit, lit_off, after_time + jk * nstates + state[q], dry)
         for o in range(prog_lo[j], prog_lo[j + 1]):
             op = prog[o, 0]
+            if prog[o, 4] >= 0:
+                pos = _lit(buf, pos, lit, lit_off, prog[o, 4], dry)
             if op == LIT:
-                a = prog[o, 1]
-                pos = _copy(buf, pos, lit, lit_off[a], lit_off[a + 1], dry)
                 continue
             x = values[q, prog[o, 1]]
             a = -1  # a literal to write
+            out = False  # the text is the next of bad_data
             if op == NUM or op == PCT:
                 if op == PCT:
                     x = 100.0 * x
@@ -243,16 +228,16 @@ def emit(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off
                     k, p = short(ax)
                     if k >= 0:
                         pos = _short_text(buf, pos, x < 0, k, p, dry)
+                    elif dry:
+                        flt[nf] = x
+                        nf += 1
                     else:  # polars' text, "e+" -> "e"
-                        lo, hi = flt_off[fi], flt_off[fi + 1]
-                        fi += 1
-                        if ax >= 1e15:  # perhaps written with an exponent: "e+" -> "e"
+                        lo, hi = flt_off[nf], flt_off[nf + 1]
+                        nf += 1
+                        if ax >= 1e15:  # perhaps written with an exponent
                             for i in range(lo, hi):
-                                c = flt_data[i]
-                                if c != 43:
-                                    if not dry:
-                                        buf[pos] = c
-                                    pos += 1
+                                if flt_data[i] != 43:
+                                    pos = _put(buf, pos, flt_data[i], dry)
                         else:
                             pos = _copy(buf, pos, flt_data, lo, hi, dry)
             elif op == SIGN or op == INT:
@@ -261,32 +246,36 @@ def emit(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off
                 elif abs(x) < _I64:
                     pos = _int(buf, pos, np.int64(x), dry)
                 else:
-                    pos = _copy(buf, pos, bad_data, bad_off[bi], bad_off[bi + 1], dry)
-                    bi += 1
+                    out = True
             elif op == ZONE:
                 count = prog[o, 3]
-                if abs(x) < _I64 and -count <= np.int64(x) < count:
-                    a = prog[o, 2] + np.int64(x) % count
+                i = np.int64(x) if abs(x) < _I64 else count  # NaN, inf and beyond: out of range
+                if -count <= i < count:
+                    a = prog[o, 2] + (i + count if i < 0 else i)  # a negative index counts from the end
                 else:
-                    pos = _copy(buf, pos, bad_data, bad_off[bi], bad_off[bi + 1], dry)
-                    bi += 1
+                    out = True
             elif op == TIME:
                 if abs(x) < _I64:
-                    v = tim_ix[ti]
-                    ti += 1
-                    if not dry:
-                        buf[pos] = 34
-                    pos = _copy(buf, pos + 1, tv_data, tv_off[v], tv_off[v + 1], dry)
-                    if not dry:
-                        buf[pos] = 34
-                    pos += 1
+                    pos = _put(buf, pos, 34, dry)
+                    if dry:
+                        tim[nt] = np.int64(x)
+                    else:
+                        v = tim_ix[nt]
+                        pos = _copy(buf, pos, tv_data, tv_off[v], tv_off[v + 1], dry)
+                    nt += 1
+                    pos = _put(buf, pos, 34, dry)
                 else:
-                    pos = _copy(buf, pos, bad_data, bad_off[bi], bad_off[bi + 1], dry)
-                    bi += 1
+                    out = True
             else:  # DIRECTION
                 a = UP if x > 0 else DOWN
             if a >= 0:
-                pos = _copy(buf, pos, lit, lit_off[a], lit_off[a + 1], dry)
-        a = TAIL_LATE if late[q] else TAIL
-        pos = _copy(buf, pos, lit, lit_off[a], lit_off[a + 1], dry)
+                pos = _lit(buf, pos, lit, lit_off, a, dry)
+            elif out:
+                if dry:
+                    bad[nb, 0], bad[nb, 1] = q, o
+                else:
+                    pos = _copy(buf, pos, bad_data, bad_off[nb], bad_off[nb + 1], dry)
+                nb += 1
+        pos = _lit(buf, pos, lit, lit_off, TAIL_LATE if late[q] else TAIL, dry)
+    counts[0], counts[1], counts[2] = nf, nt, nb
     return pos

@@ -112,8 +112,8 @@ class LineEncoder:
         # the literal table: the line's fixed pieces (lk.HEAD ...), then per rule and kind the text
         # after the time in the id, per rule, kind and state the text after the time field, then
         # the pieces of each rule's values program (keys, constants, zone names)
-        lits = ['{"v":' + _json(SCHEMA_VERSION) + ',"seq":', ',"id":"', "|", '","time":"', '"', "null",
-                '"up"', '"down"', "}}\n", '},"late":true}\n', "0.0", "-0.0"]
+        lits = ['{"v":' + _json(SCHEMA_VERSION) + ',"seq":', ',"id":"', "|", '","time":"', "null", '"up"',
+                '"down"', "}}\n", '},"late":true}\n', "0.0", "-0.0"]
         assert len(lits) == lk.FIXED
         kinds = [_inner(k) for k in KINDS]
         kinds_json = [_json(k) for k in KINDS]
@@ -126,7 +126,7 @@ class LineEncoder:
         for name in self.rule_names:
             lits += [f'","timeframe":{tf},"rule":{_json(name)},"kind":{k},"state":{s},"values":{{'
                      for k in kinds_json for s in states]
-        prog: list[tuple[int, int, int, int]] = []
+        prog: list[tuple[int, int, int, int, int]] = []
         lo = [0]
         self._op_field: list[Field | None] = []  # the field of each op (None: a literal)
         ops = {NUM: lk.NUM, PCT: lk.PCT, SIGN: lk.SIGN, INT: lk.INT, TIME: lk.TIME, DIRECTION: lk.DIRECTION}
@@ -142,24 +142,22 @@ class LineEncoder:
                     continue
                 if f.fmt not in ops and f.fmt != ZONE:
                     raise ValueError(f"field {f.key!r}: unknown format {f.fmt}")
-                if text:
-                    prog.append((lk.LIT, len(lits), 0, 0))
-                    self._op_field.append(None)
-                    lits.append(text)
-                    text = ""
+                before = len(lits)
+                lits.append(text)
+                text = ""
                 if f.fmt == ZONE:
-                    prog.append((lk.ZONE, f.col, len(lits), len(f.names)))
+                    prog.append((lk.ZONE, f.col, len(lits), len(f.names), before))
                     lits += [_json(z) for z in f.names]
                 else:
-                    prog.append((ops[f.fmt], f.col, 0, 0))
+                    prog.append((ops[f.fmt], f.col, 0, 0, before))
                 self._op_field.append(f)
             if text:
-                prog.append((lk.LIT, len(lits), 0, 0))
+                prog.append((lk.LIT, 0, 0, 0, len(lits)))
                 self._op_field.append(None)
                 lits.append(text)
             lo.append(len(prog))
         self._lit, self._lit_off = _pack(lits)
-        self._prog = np.array(prog, dtype=np.int64).reshape(-1, 4)
+        self._prog = np.array(prog, dtype=np.int64).reshape(-1, 5)
         self._prog_lo = np.array(lo, dtype=np.int64)
         codes = self._prog[:, 0]
         # per rule: how many values of each kind its records can send out of the numba pass
@@ -208,33 +206,47 @@ class LineEncoder:
         if values.ndim != 2 or values.shape[1] <= self._max_col:
             raise ValueError("value records too short for the rules' fields")
         seq0 = int(seq0)
-        if seq0 < 0 or seq0 + n >= 2**63:
+        if not -(2**63) < seq0 < 2**63 - n:
             raise ValueError("seq out of range")
 
-        # 1. what the numba pass cannot write itself, in its order: floats, times, odd values
-        bound = self._counts[:, rule.min() : rule.max() + 1] @ np.bincount(rule - rule.min())
-        flt, tim, bad = lk.plan(rule, values, self._prog, self._prog_lo, *bound.tolist())
-        flt_data, flt_off = _table(pl.Series(flt).cast(pl.String))
-        if len(tim):
-            u, tim_ix = _runs(tim)
-            tv_data, tv_off = _table(_stamps(u // 1_000_000, (u % 1_000_000) * 1000))
-        else:
-            tim_ix, tv_data, tv_off = tim, np.zeros(lk.PAD, dtype=np.uint8), np.zeros(1, dtype=np.int64)
-        fields = self._op_field  # the Event path's own formatter (or its error)
-        bad_data, bad_off = _pack([_json(_format(fields[o], float(values[q, fields[o].col])))
-                                   for q, o in bad.tolist()])
-
-        # 2. the lines: their size, then their bytes
+        # 1. dry: what the numba pass cannot write itself (floats, times, odd values), in its order
         sym_data, sym_off = self._symbol_table(symbols)
         times, t_ix = _runs(t)
         tm_data, tm_off = _table(_stamps(times // 1_000_000_000, times % 1_000_000_000))
-        args = (seq0, sym, t_ix.astype(np.int64), rule, kind, state, late, values, self._lit, self._lit_off,
+        bound = self._counts[:, rule.min() : rule.max() + 1] @ np.bincount(rule - rule.min())
+        flt = np.empty(bound[0], dtype=np.float64)
+        tim = np.empty(bound[1], dtype=np.int64)
+        bad = np.empty((bound[2], 2), dtype=np.int64)
+        counts = np.zeros(3, dtype=np.int64)
+        head = (seq0, sym, t_ix.astype(np.int64), rule, kind, state, late, values, self._lit, self._lit_off,
                 sym_data, sym_off, tm_data, tm_off, self._prog, self._prog_lo, len(KINDS), len(STATES),
-                self._after_id, self._after_time, flt_data, flt_off, tim_ix.astype(np.int64), tv_data, tv_off,
-                bad_data, bad_off)
-        size = lk.emit(_NOWHERE, True, *args)
+                self._after_id, self._after_time, flt)
+        known = lk.run(_NOWHERE, True, *head, _EMPTY, _OFF0, tim, _INDEX0, _EMPTY, _OFF0, bad, _EMPTY, _OFF0,
+                       counts)
+        nf, nt, nb = counts.tolist()
+
+        # 2. their texts: floats by polars, times by _stamps, odd values by the Event path's own
+        # formatter (or its error)
+        flt_data, flt_off = _table(pl.Series(flt[:nf]).cast(pl.String))
+        if nt:
+            u, tim_ix = _runs(tim[:nt])
+            tv_data, tv_off = _table(_stamps(u // 1_000_000, (u % 1_000_000) * 1000))
+            tim_ix = tim_ix.astype(np.int64)
+        else:
+            tim_ix, tv_data, tv_off = _INDEX0, _EMPTY, _OFF0
+        fields = self._op_field
+        bad_data, bad_off = _pack([_json(_format(fields[o], float(values[q, fields[o].col])))
+                                   for q, o in bad[:nb].tolist()])
+
+        # 3. wet: the lines, written into the bytes object returned
+        big = flt_data[flt_off[0] : flt_off[-1]]
+        size = (known + int(flt_off[-1] - flt_off[0]) - int(np.count_nonzero(big == 43))
+                + int(np.diff(tv_off)[tim_ix].sum()) + int(bad_off[-1]))
         out, buf = _new_bytes(size)
-        lk.emit(buf, False, *args)
+        done = lk.run(buf, False, *head, flt_data, flt_off, tim, tim_ix, tv_data, tv_off, bad, bad_data,
+                      bad_off, counts)
+        if done != size:
+            raise RuntimeError(f"JSON lines of {done} bytes, {size} expected")
         return out if isinstance(out, bytes) else bytes(out)
 
     def _per_event(self, symbols, seq0: int, sym, t, rule, kind, state, late, values) -> bytes:
@@ -254,7 +266,16 @@ class LineEncoder:
         return encode_lines(events)
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """a, read-only: every table the kernel reads has one numba type, so it is compiled once."""
+    a.setflags(write=False)
+    return a
+
+
 _NOWHERE = np.zeros(0, dtype=np.uint8)  # the buffer of a dry run
+_EMPTY = _frozen(np.zeros(lk.PAD, dtype=np.uint8))  # an empty table's text ...
+_OFF0 = _frozen(np.zeros(1, dtype=np.int64))  # ... and its offsets
+_INDEX0 = np.zeros(0, dtype=np.int64)
 
 
 def _pack(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +284,7 @@ def _pack(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     encoded = [x.encode() for x in texts]
     off = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(x) for x in encoded], out=off[1:])
-    return np.frombuffer(b"".join(encoded) + bytes(lk.PAD), dtype=np.uint8), off
+    return np.frombuffer(b"".join(encoded) + bytes(lk.PAD), dtype=np.uint8), _frozen(off)
 
 
 def _table(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -279,10 +300,10 @@ def _table(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     _, offsets, data = arr.buffers()
     off = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     if data is None or len(arr) == 0:
-        return np.zeros(lk.PAD, dtype=np.uint8), np.zeros(len(arr) + 1, dtype=np.int64)
+        return _EMPTY, _frozen(np.zeros(len(arr) + 1, dtype=np.int64))
     data = np.frombuffer(data, dtype=np.uint8)
     if len(data) < off[-1] + lk.PAD:
-        data = np.concatenate((data[: off[-1]], np.zeros(lk.PAD, dtype=np.uint8)))
+        data = _frozen(np.concatenate((data[: off[-1]], np.zeros(lk.PAD, dtype=np.uint8))))
     return data, off
 
 
@@ -303,7 +324,7 @@ def _bytes_writer():
 
         def direct(size: int) -> tuple[Any, np.ndarray]:
             if size == 0:
-                return b"", _NOWHERE
+                return b"", np.zeros(0, dtype=np.uint8)
             out = new(None, size)
             return out, np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(id(out) + head))
 

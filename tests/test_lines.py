@@ -351,3 +351,55 @@ def test_layouts_compiled_from_a_config():
     fields = [value_fields(r, *program.rule_inputs[j]) for j, r in enumerate(program.rules)]
     enc = LineEncoder(settings_.timeframe, [r.name for r in program.rules], fields)
     assert_same(*both(enc, SYMBOLS, 0, block(np.random.default_rng(5), 2000, fields=fields)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-10**16, 10**16), st.integers(-3, 22)), min_size=1, max_size=40))
+def test_decimal_floats_are_written_as_msgspec_writes_them(pairs):
+    """Floats of few digits (prices, rounded values) are formatted by the numba kernel itself,
+    the others by polars: both the same text as msgspec, at every scale and on either side of
+    the kernel's range [1e-4, 1e15)."""
+    xs = [float(f"{k}e{-p}") for k, p in pairs]
+    xs += [np.nextafter(x, np.inf) for x in xs]
+    n = len(xs)
+    values = np.zeros((n, 10))
+    values[:, 0] = xs
+    values[:, 1] = values[:, 0] / 100.0
+    fields = (Field("a", 0, NUM), Field("p", 1, PCT))
+    rec = {"sym": np.zeros(n, np.int64), "t": np.full(n, T0), "rule": np.zeros(n, np.int64),
+           "kind": np.full(n, 3), "state": np.zeros(n, np.int64), "late": np.zeros(n, bool), "values": values}
+    enc = LineEncoder("1Day", ["r"], [fields])
+    assert_same(*both(enc, ["S"], 0, rec))
+
+
+def test_strided_columns_and_the_copying_writer(monkeypatch):
+    """Columns of one record matrix (as EventBlock passes them) and the writer that fills a
+    bytearray and copies it (where a bytes object cannot be filled in place): the same bytes."""
+    import stream.lines as lines
+
+    rng = np.random.default_rng(21)
+    rec = block(rng, 3000)
+    enc = LineEncoder("1Min", NAMES, FIELDS)
+    want = reference("1Min", NAMES, FIELDS, SYMBOLS, 7, **rec)
+    matrix = np.stack([rec["sym"], rec["t"], rec["rule"], rec["kind"], rec["state"]], axis=1)
+    cols = {k: matrix[:, i] for i, k in enumerate(("sym", "t", "rule", "kind", "state"))}
+    wide = np.concatenate([rec["values"], np.zeros((3000, 3))], axis=1)[:, :10]
+    got = enc.encode(SYMBOLS, 7, late=rec["late"], values=wide, **cols)
+    assert type(got) is bytes
+    assert_same(got, want)
+
+    def copying(size: int):
+        out = bytearray(size)
+        return out, np.frombuffer(out, dtype=np.uint8)
+
+    monkeypatch.setattr(lines, "_new_bytes", copying)
+    got = enc.encode(SYMBOLS, 7, **rec)
+    assert type(got) is bytes
+    assert_same(got, want)
+
+
+def test_negative_and_large_seq():
+    rng = np.random.default_rng(22)
+    enc = LineEncoder("1Min", NAMES, FIELDS)
+    for seq0 in (-5000, 2**62):
+        assert_same(*both(enc, SYMBOLS, seq0, block(rng, 300)))
