@@ -21,6 +21,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import intrinsic
 
 # ops of a values program, rows of (op, col, names, count, literal): ZONE's names are literals
@@ -81,28 +82,29 @@ def short(ax):
     k = np.int64(ax * _P10[p] + 0.5)
     if k >= 1_000_000_000_000_000 or k / _P10[p] != ax:
         return -1, 0
-    if p >= 8 and k % 100_000_000 == 0:
-        k //= 100_000_000
-        p -= 8
-    if p >= 4 and k % 10_000 == 0:
-        k //= 10_000
-        p -= 4
-    if p >= 2 and k % 100 == 0:
-        k //= 100
-        p -= 2
-    if p >= 1 and k % 10 == 0:
-        k //= 10
-        p -= 1
+    # trailing zeros off, without branches (the data decides them), in unsigned arithmetic
+    u = np.uint64(k)
+    d = u // np.uint64(100_000_000)
+    c = (p >= 8) & (d * np.uint64(100_000_000) == u)
+    u, p = (d, p - 8) if c else (u, p)
+    d = u // np.uint64(10_000)
+    c = (p >= 4) & (d * np.uint64(10_000) == u)
+    u, p = (d, p - 4) if c else (u, p)
+    d = u // np.uint64(100)
+    c = (p >= 2) & (d * np.uint64(100) == u)
+    u, p = (d, p - 2) if c else (u, p)
+    d = u // np.uint64(10)
+    c = (p >= 1) & (d * np.uint64(10) == u)
+    u, p = (d, p - 1) if c else (u, p)
+    k = np.int64(u)
     return k, p
 
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _digits(v):
-    """Digits of v >= 0."""
-    d = 1
-    while d < 19 and v >= _P10I[d]:
-        d += 1
-    return d
+    """Digits of v >= 0: from its bit length (log10(2) ~ 1233 / 4096), one less if below 10**t."""
+    t = ((64 - leading_zeros(v | 1)) * 1233) >> 12
+    return t + 1 if t == 0 or v >= _P10I[t] else t
 
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
@@ -116,15 +118,17 @@ def _put(buf, pos, c, dry):
 def _uint(buf, pos, v, d, dry):
     """Writes v >= 0 in d digits (zero-padded) at pos."""
     if not dry and pos + d <= len(buf):
+        u = np.uint64(v)  # unsigned: division by a constant is a multiplication
         i = pos + d
         while i - pos >= 2:
-            r = v % 100
-            v //= 100
+            w = u // np.uint64(100)
+            r = np.int64(u - w * np.uint64(100))
+            u = w
             buf[i - 1] = _PAIRS[2 * r + 1]
             buf[i - 2] = _PAIRS[2 * r]
             i -= 2
         if i > pos:
-            buf[pos] = 48 + v % 10
+            buf[pos] = 48 + np.int64(u)
     return pos + d
 
 
@@ -162,6 +166,8 @@ def _lit(buf, pos, lit, lit_off, a, dry):
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _short_text(buf, pos, neg, k, p, dry):
+    if dry:  # k.0, 0.000ddd, dd.ddd
+        return pos + neg + max(_digits(k) + 1, p + 2) + (p == 0)
     if neg:
         pos = _put(buf, pos, 45, dry)
     d = _digits(k)
@@ -183,15 +189,17 @@ def _short_text(buf, pos, neg, k, p, dry):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off, sym_data, sym_off,
-        tm_data, tm_off, prog, prog_lo, nkinds, nstates, after_id, after_time, flt, flt_data, flt_off,
-        tim, tim_ix, tv_data, tv_off, bad, bad_data, bad_off, counts):
-    """Dry (buf unused): fills flt (floats for polars), tim (times, us) and bad ((record, op) of
+        tm_data, tm_off, prog, prog_lo, nkinds, nstates, after_id, after_time, kp, flt, flt_data, flt_off,
+        sep, tim, tim_ix, tv_data, tv_off, bad, bad_data, bad_off, counts):
+    """Dry (buf unused): fills kp (each finite non-zero float's decimal k * 32 + p, or -1), flt
+    (the floats of -1, for polars), tim (times, us) and bad ((record, op) of
     values out of range) in the order the wet pass reads their texts, sets counts to their
     numbers and returns the bytes of everything else. Wet: writes the lines into buf, reading
-    those texts from (flt_data, flt_off), (tv_data, tv_off)[tim_ix] and (bad_data, bad_off),
+    those texts from (flt_data, flt_off) (each followed by sep bytes of separator),
+    (tv_data, tv_off)[tim_ix] and (bad_data, bad_off),
     and returns the bytes written (len(buf) when the sizes agree)."""
     pos = 0
-    nf = nt = nb = 0
+    nf = nt = nb = nk = 0
     for q in range(len(sym)):
         s, t, j = sym[q], tix[q], rule[q]
         jk = j * nkinds + kind[q]
@@ -225,14 +233,20 @@ def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off,
                     a = MINUS_ZERO if np.signbit(x) else ZERO
                 else:
                     ax = abs(x)
-                    k, p = short(ax)
+                    if dry:  # the dry pass finds the decimal (k, p), the wet one reads it
+                        k, p = short(ax)
+                        kp[nk] = k * 32 + p if k >= 0 else -1
+                    else:
+                        k = kp[nk]
+                        k, p = (k >> 5, k & 31) if k >= 0 else (k, 0)
+                    nk += 1
                     if k >= 0:
                         pos = _short_text(buf, pos, x < 0, k, p, dry)
                     elif dry:
                         flt[nf] = x
                         nf += 1
                     else:  # polars' text, "e+" -> "e"
-                        lo, hi = flt_off[nf], flt_off[nf + 1]
+                        lo, hi = flt_off[nf], flt_off[nf + 1] - sep
                         nf += 1
                         if ax >= 1e15:  # perhaps written with an exponent
                             for i in range(lo, hi):
@@ -279,3 +293,56 @@ def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off,
         pos = _lit(buf, pos, lit, lit_off, TAIL_LATE if late[q] else TAIL, dry)
     counts[0], counts[1], counts[2] = nf, nt, nb
     return pos
+
+
+_YEAR_1000 = -30_610_224_000  # 1000-01-01 in seconds: from here ...
+_YEAR_10000 = 253_402_300_800  # ... to the end of 9999 a year has 4 digits (else: the caller's rfc3339)
+STAMP = 30  # most bytes of a stamp: 2024-05-01T13:30:00.123456789Z
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def stamps(sec, frac, data, off):
+    """`events.rfc3339` of each (seconds, nanoseconds) into data (STAMP bytes each at most):
+    text i is data[off[i]:off[i + 1]]; a year outside 1000..9999 is left empty for the caller.
+    Returns how many were left."""
+    pos = 0
+    left = 0
+    for i in range(len(sec)):
+        off[i] = pos
+        s = sec[i]
+        if s < _YEAR_1000 or s >= _YEAR_10000:
+            left += 1
+            continue
+        days = s // 86400
+        rem = s - days * 86400
+        z = days + 719468  # days from 0000-03-01 (H. Hinnant's civil_from_days)
+        era = z // 146097
+        doe = z - era * 146097
+        yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+        doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+        mp = (5 * doy + 2) // 153
+        day = doy - (153 * mp + 2) // 5 + 1
+        month = mp + 3 if mp < 10 else mp - 9
+        year = yoe + era * 400 + (month <= 2)
+        pos = _uint(data, pos, year, 4, False)
+        pos = _put(data, pos, 45, False)
+        pos = _uint(data, pos, month, 2, False)
+        pos = _put(data, pos, 45, False)
+        pos = _uint(data, pos, day, 2, False)
+        pos = _put(data, pos, 84, False)
+        pos = _uint(data, pos, rem // 3600, 2, False)
+        pos = _put(data, pos, 58, False)
+        pos = _uint(data, pos, rem // 60 % 60, 2, False)
+        pos = _put(data, pos, 58, False)
+        pos = _uint(data, pos, rem % 60, 2, False)
+        f = frac[i]
+        if f:  # .123456789 without its trailing zeros
+            d = 9
+            while f % 10 == 0:
+                f //= 10
+                d -= 1
+            pos = _put(data, pos, 46, False)
+            pos = _uint(data, pos, f, d, False)
+        pos = _put(data, pos, 90, False)
+    off[len(sec)] = pos
+    return left

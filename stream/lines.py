@@ -37,6 +37,7 @@ _YEAR_1000 = -30_610_224_000  # 1000-01-01 in seconds: numpy and strftime agree 
 _YEAR_10000 = 253_402_300_800  # ... to the end of 9999
 _CHUNK = 100_000  # fewest rows worth a thread of their own
 _FEW = 64  # this few distinct times are formatted by `rfc3339` itself
+_FEW_FLOATS = 2000  # this few floats are formatted by msgspec (in one list), more by polars (a fixed cost)
 
 
 def _json(x: Any) -> str:
@@ -212,7 +213,7 @@ class LineEncoder:
         # 1. dry: what the numba pass cannot write itself (floats, times, odd values), in its order
         sym_data, sym_off = self._symbol_table(symbols)
         times, t_ix = _runs(t)
-        tm_data, tm_off = _table(_stamps(times // 1_000_000_000, times % 1_000_000_000))
+        tm_data, tm_off = _time_table(times // 1_000_000_000, times % 1_000_000_000)
         bound = self._counts[:, rule.min() : rule.max() + 1] @ np.bincount(rule - rule.min())
         flt = np.empty(bound[0], dtype=np.float64)
         tim = np.empty(bound[1], dtype=np.int64)
@@ -220,17 +221,22 @@ class LineEncoder:
         counts = np.zeros(3, dtype=np.int64)
         head = (seq0, sym, t_ix.astype(np.int64), rule, kind, state, late, values, self._lit, self._lit_off,
                 sym_data, sym_off, tm_data, tm_off, self._prog, self._prog_lo, len(KINDS), len(STATES),
-                self._after_id, self._after_time, flt)
-        known = lk.run(_NOWHERE, True, *head, _EMPTY, _OFF0, tim, _INDEX0, _EMPTY, _OFF0, bad, _EMPTY, _OFF0,
-                       counts)
+                self._after_id, self._after_time, np.empty(bound[0], dtype=np.int64), flt)
+        known = lk.run(_NOWHERE, True, *head, _EMPTY, _OFF0, 0, tim, _INDEX0, _EMPTY, _OFF0, bad, _EMPTY,
+                       _OFF0, counts)
         nf, nt, nb = counts.tolist()
 
         # 2. their texts: floats by polars, times by _stamps, odd values by the Event path's own
         # formatter (or its error)
-        flt_data, flt_off = _table(pl.Series(flt[:nf]).cast(pl.String))
+        if nf > _FEW_FLOATS:
+            flt_data, flt_off = _table(pl.Series(flt[:nf]).cast(pl.String))
+            sep = 0
+        else:  # fewer: msgspec's own texts, from one list "[a,b,...]", each ending in a separator
+            flt_data, flt_off = _list_texts(flt[:nf])
+            sep = 1
         if nt:
             u, tim_ix = _runs(tim[:nt])
-            tv_data, tv_off = _table(_stamps(u // 1_000_000, (u % 1_000_000) * 1000))
+            tv_data, tv_off = _time_table(u // 1_000_000, (u % 1_000_000) * 1000)
             tim_ix = tim_ix.astype(np.int64)
         else:
             tim_ix, tv_data, tv_off = _INDEX0, _EMPTY, _OFF0
@@ -240,10 +246,10 @@ class LineEncoder:
 
         # 3. wet: the lines, written into the bytes object returned
         big = flt_data[flt_off[0] : flt_off[-1]]
-        size = (known + int(flt_off[-1] - flt_off[0]) - int(np.count_nonzero(big == 43))
+        size = (known + int(flt_off[-1] - flt_off[0]) - sep * nf - int(np.count_nonzero(big == 43))
                 + int(np.diff(tv_off)[tim_ix].sum()) + int(bad_off[-1]))
         out, buf = _new_bytes(size)
-        done = lk.run(buf, False, *head, flt_data, flt_off, tim, tim_ix, tv_data, tv_off, bad, bad_data,
+        done = lk.run(buf, False, *head, flt_data, flt_off, sep, tim, tim_ix, tv_data, tv_off, bad, bad_data,
                       bad_off, counts)
         if done != size:
             raise RuntimeError(f"JSON lines of {done} bytes, {size} expected")
@@ -276,6 +282,32 @@ _NOWHERE = np.zeros(0, dtype=np.uint8)  # the buffer of a dry run
 _EMPTY = _frozen(np.zeros(lk.PAD, dtype=np.uint8))  # an empty table's text ...
 _OFF0 = _frozen(np.zeros(1, dtype=np.int64))  # ... and its offsets
 _INDEX0 = np.zeros(0, dtype=np.int64)
+
+
+def _list_texts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """msgspec's texts of finite floats, as `run` reads them with sep=1: text i is
+    data[off[i]:off[i + 1] - 1] (each is followed by a "," or the closing "]")."""
+    data = np.frombuffer(msgspec.json.encode(x.tolist()) + bytes(lk.PAD), dtype=np.uint8)
+    off = np.empty(len(x) + 1, dtype=np.int64)
+    off[0] = 1
+    off[1:-1] = np.flatnonzero(data == 44) + 1  # no "," inside a number
+    off[-1] = len(data) - lk.PAD
+    return data, _frozen(off)
+
+
+def _time_table(sec: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rfc3339` of each (seconds, nanoseconds) as a text table: by the numba kernel, but for
+    years outside 1000..9999 (strftime's own forms), left to `rfc3339`."""
+    sec = np.ascontiguousarray(sec, dtype=np.int64)
+    frac = np.ascontiguousarray(frac, dtype=np.int64)
+    data = np.empty(len(sec) * lk.STAMP + lk.PAD, dtype=np.uint8)
+    off = np.empty(len(sec) + 1, dtype=np.int64)
+    if lk.stamps(sec, frac, data, off):
+        whole = data.tobytes()
+        pairs = zip(sec.tolist(), frac.tolist(), off[:-1].tolist(), off[1:].tolist(), strict=True)
+        return _pack([whole[lo:hi].decode() if hi > lo else rfc3339(s * 1_000_000_000 + f)
+                      for s, f, lo, hi in pairs])
+    return _frozen(data), _frozen(off)
 
 
 def _pack(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
