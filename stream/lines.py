@@ -1,17 +1,19 @@
 """Event records -> JSON lines in bulk: byte for byte what the Event path writes, without an Event.
 
 The per-event path builds an `Event` (and its `values` dict) for every record and lets msgspec
-encode it. `LineEncoder.encode` takes the same records as arrays and writes the same lines with
-polars string expressions: every string that can need JSON escaping (a symbol, a rule, a zone,
-a key, a constant) is escaped once by msgspec itself, numbers are formatted by polars (its float
-text is msgspec's shortest round-trip text, but for the exponent's sign: "1e+22" -> "1e22"),
-times are formatted once per distinct value. Python loops run over rules and fields, not
-events: the result is assembled from polars' own string buffers.
+encode it. `LineEncoder.encode` takes the same records as arrays and has a numba kernel
+(`stream.linekernel`, nogil, one thread) write the lines straight into the bytes object it
+returns. Every string that can need JSON escaping (a symbol, a rule, a zone, a key, a constant)
+is escaped once by msgspec itself and kept as a literal; integers, times (one text per distinct
+value) and floats of at most 15 significant digits in [1e-4, 1e15) are formatted by the kernel;
+other floats by polars (its text is msgspec's shortest round-trip text, but for the exponent's
+sign: "1e+22" -> "1e22"), or by msgspec when they are few. The kernel runs twice: dry, to find
+what it cannot format itself and the size of the output, then to write it.
 
-Values out of the vectorised path's range (an integer beyond int64, a zone index counted from
-the end, a year before 1000) are rare and handed to the Event path's own formatters, so where
-that path raises (a NaN zone or time, an infinite count) this one raises the same error. Blocks
-under `LineEncoder.SMALL` records take the per-event path: there it is the faster one.
+Values out of the kernel's range (an integer beyond int64, a zone index out of range, a NaN or
+infinite zone or time) are rare and handed to the Event path's own formatters, in record order,
+so where that path raises this one raises the same error. Blocks under `LineEncoder.SMALL`
+records take the per-event path: there it is the faster one.
 """
 
 from __future__ import annotations
@@ -31,11 +33,8 @@ from .fields import CONST, DIRECTION, INT, NUM, PCT, SIGN, TIME, ZONE, Field, _f
 from .outputs.jsonl import encode_lines
 from .signals.common import KINDS
 
-_I64 = 2.0**63  # floats below this in magnitude convert to int64 exactly (after truncation)
-_BIG = 1e16  # from here on a float is written with an exponent ("1e16")
 _YEAR_1000 = -30_610_224_000  # 1000-01-01 in seconds: numpy and strftime agree from here ...
 _YEAR_10000 = 253_402_300_800  # ... to the end of 9999
-_CHUNK = 100_000  # fewest rows worth a thread of their own
 _FEW = 64  # this few distinct times are formatted by `rfc3339` itself
 _FEW_FLOATS = 2000  # this few floats are formatted by msgspec (in one list), more by polars (a fixed cost)
 
@@ -96,7 +95,8 @@ class LineEncoder:
     """Encodes blocks of event records for one engine (its timeframe and rules) as JSON lines."""
 
     # Blocks of fewer records than this take the per-event path (an Event each, msgspec): the
-    # bulk path's fixed cost (polars casts and time tables, a few numpy calls) is more than theirs below it.
+    # bulk path's fixed cost (two kernel calls, the text tables, a few numpy calls: ~60 us) is
+    # more than theirs below it.
     SMALL = 64
 
     def __init__(self, timeframe: str, rule_names: list[str], rule_fields: list[tuple[Field, ...]]) -> None:

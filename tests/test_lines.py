@@ -403,3 +403,24 @@ def test_negative_and_large_seq():
     enc = LineEncoder("1Min", NAMES, FIELDS)
     for seq0 in (-5000, 2**62):
         assert_same(*both(enc, SYMBOLS, seq0, block(rng, 300)))
+
+
+def test_time_tables_are_rfc3339():
+    """The kernel's time texts (and rfc3339's own for years outside 1000..9999) at any time:
+    (seconds, nanoseconds) as event times (ns) and time fields (us) give them."""
+    from stream.lines import _time_table
+
+    rng = np.random.default_rng(23)
+    edges = [-30_610_224_000, 253_402_300_800]  # 1000-01-01, 10000-01-01
+    sec = np.concatenate([rng.integers(-2**63 // 10**6, 2**63 // 10**6, 20_000),
+                          rng.integers(-10**11, 3 * 10**11, 20_000), np.array(edges), np.array(edges) - 1,
+                          np.array([0, -1, 1, 86_399, 86_400, 951_782_400, 951_868_800])])  # 2000-02-29, 03-01
+    frac = rng.integers(0, NS, len(sec))
+    frac[::3] = 0
+    frac[1::3] = rng.integers(0, 1000, len(frac[1::3])) * 10**6
+    for keep in (np.ones(len(sec), bool), (sec >= edges[0]) & (sec < edges[1])):
+        s, f = sec[keep], frac[keep]
+        data, off = _time_table(s, f)
+        text = data.tobytes()
+        got = [text[a:b].decode() for a, b in zip(off[:-1].tolist(), off[1:].tolist(), strict=True)]
+        assert got == [rfc3339(x * NS + y) for x, y in zip(s.tolist(), f.tolist(), strict=True)]
