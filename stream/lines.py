@@ -339,10 +339,19 @@ def _table(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return data, off
 
 
+class _Memory:
+    """size bytes at an address, as numpy sees them (no ctypes array type made for each size)."""
+
+    def __init__(self, address: int, size: int) -> None:
+        self.__array_interface__ = {"data": (address, False), "shape": (size,), "typestr": "|u1",
+                                    "version": 3}
+
+
 def _bytes_writer():
     """A function size -> (bytes object, writable uint8 array over its contents): CPython lets a
     new bytes object be filled in place before anyone sees it (as C code does), which saves
-    copying the whole output once. Elsewhere (or if the check fails) a bytearray, copied at the end."""
+    copying the whole output once (the caller keeps the bytes object alive while it writes).
+    Elsewhere (or if the check fails) a bytearray, copied at the end."""
 
     def fallback(size: int) -> tuple[Any, np.ndarray]:
         out = bytearray(size)
@@ -358,7 +367,7 @@ def _bytes_writer():
             if size == 0:
                 return b"", np.zeros(0, dtype=np.uint8)
             out = new(None, size)
-            return out, np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(id(out) + head))
+            return out, np.asarray(_Memory(id(out) + head, size))
 
         probe, buf = direct(5)
         buf[:] = np.frombuffer(b"probe", dtype=np.uint8)
