@@ -68,6 +68,12 @@ class BarBatch:
     def __len__(self) -> int:
         return len(self.t)
 
+    def rows(self, i: int, j: int) -> BarBatch:
+        """Rows i:j (views, no copies)."""
+        return BarBatch(self.symbols, self.sym[i:j], self.t[i:j], self.open[i:j], self.high[i:j],
+                        self.low[i:j], self.close[i:j], self.volume[i:j], self.trade_count[i:j],
+                        self.vwap[i:j], self.kind[i:j], self.late)
+
     @classmethod
     def from_bars(cls, bars: list[Bar], late: bool = False) -> BarBatch:
         """Build a batch from Bar records (the live path: a handful at a time)."""

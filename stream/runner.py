@@ -33,8 +33,7 @@ class Output(Protocol):
 
 def slice_batch(b: BarBatch, i: int, j: int) -> BarBatch:
     """Rows i:j of a batch (views, no copies)."""
-    return BarBatch(b.symbols, b.sym[i:j], b.t[i:j], b.open[i:j], b.high[i:j], b.low[i:j], b.close[i:j],
-                    b.volume[i:j], b.trade_count[i:j], b.vwap[i:j], b.kind[i:j], b.late)
+    return b.rows(i, j)
 
 
 class Session:

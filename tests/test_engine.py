@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+import stream.engine as engine_module
 from stream.bars import Bar, BarBatch
 from stream.config import parse_config
 from stream.engine import Engine
@@ -34,6 +35,13 @@ def test_batch_size_does_not_matter(daily):
     part = daily.head(2000)
     single = [e for row in part.iter_slices(1) for e in one.process(BarBatch.from_polars(row))]
     assert lines(single) == lines(Engine().process(BarBatch.from_polars(part)))
+
+
+def test_a_big_batch_stepped_in_pieces_says_the_same(daily, monkeypatch):
+    whole = Engine().step(BarBatch.from_polars(daily))
+    monkeypatch.setattr(engine_module, "PIECE", 1000)  # as a batch bigger than PIECE rows is
+    pieces = Engine().step(BarBatch.from_polars(daily))
+    assert pieces.lines() == whole.lines() and (pieces.rec == whole.rec).all()
 
 
 def test_event_cap_refill_gives_the_same_events(daily):
