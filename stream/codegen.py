@@ -156,7 +156,7 @@ class _Gen:
         elif typ == RULE_DIVERGENCE:
             k, lb = int(P[j, R_PIVOTS]), int(P[j, R_LOOKBACK])
             self.emit(f"e, jn = divergence.step(S, r, {o}, {k}, {lb}, {a}, {b}, {bp}, close, "
-                      f"{self.bar(NBARS)}, t_us, {tail})", depth)
+                      f"{self.bar(NBARS)}, float(ti // 1000), {tail})", depth)  # bar start in us
         elif typ == RULE_PENDING:
             self.trigger(j, depth)
             self.emit(f"e, jn = pending.step(S, r, {o}, {a}, {ap}, {b}, {bp}, x, {_f(F[j, F_WITHIN])}, "
@@ -169,7 +169,7 @@ class _Gen:
     def apply(self) -> None:
         p = self.p
         self.emit("@njit(cache=True, _nrt=False)", 0)
-        self.emit("def _apply(S, I, r, row, t_us, o_, h_, l_, c_, v_, EI, EF, e, state, journal):", 0)
+        self.emit("def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state, journal):", 0)
         self.emit("jn = int(S[r, JLEN]) if journal else -1")
         self.emit(f"jn = put(S, r, jn, {p.sb + PREV_CLOSE}, {self.bar(CLOSE)})")
         for field, var in ((OPEN, "o_"), (HIGH, "h_"), (LOW, "l_"), (CLOSE, "c_"), (VOLUME, "v_")):

@@ -150,12 +150,10 @@ class Engine:
             need = np.empty(n, dtype=np.int8)
             nsym = len(self.symbols)
             journal_needed(ids, batch.t, batch.kind, np.empty(nsym, dtype=np.int64), need)
-            order = np.empty(n, dtype=np.int64)
             grouped = len(lut) > 1
+            order = np.empty(n, dtype=np.int64) if grouped else np.arange(n, dtype=np.int64)
             if grouped:  # each symbol's bars stepped together (state stays in cache)
                 by_symbol(ids, nsym, order, np.empty(nsym + 1, dtype=np.int64))
-            else:
-                order[:] = np.arange(n)
         p, run = self.program, self.kernel.run
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         start = 0

@@ -48,6 +48,20 @@ def event_id(symbol: str, time_: str, rule: str, kind: str) -> str:
     return f"{symbol}|{time_}|{rule}|{kind}"
 
 
+def from_columns(timeframe: str, symbols: list[str], rule_names: list[str], decoders: list,
+                 seq0: int, sym, times, rule, kind, state, late, values) -> list[Event]:
+    """The Event objects of records given as lists (times as RFC 3339 texts, values as each
+    rule's value record for its decoder), numbered from seq0 + 1: the one place Events are
+    built from the kernel's records."""
+    out = []
+    rows = zip(sym, times, rule, kind, state, late, values, strict=True)
+    for seq, (s, time_, j, k, st, lt, vals) in enumerate(rows, seq0 + 1):
+        symbol, name, kind_ = symbols[s], rule_names[j], KINDS[k]
+        out.append(Event(SCHEMA_VERSION, seq, event_id(symbol, time_, name, kind_), symbol, time_, timeframe,
+                         name, kind_, STATES[st], decoders[j](vals), bool(lt)))
+    return out
+
+
 def rfc3339(ns: int) -> str:
     """Nanoseconds since the epoch -> '2024-05-01T13:30:00Z' (fraction only when present)."""
     s, frac = divmod(int(ns), 1_000_000_000)

@@ -6,6 +6,8 @@ JSON-lines path (`stream.lines`), so the two cannot disagree on a key or a forma
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,22 +57,6 @@ def value_fields(rule: RuleSpec, a: str | None, b: str | None) -> tuple[Field, .
     return tuple(order.values())
 
 
-def _format(f: Field, x: float) -> Any:
-    if f.fmt == NUM:
-        return None if x != x else x
-    if f.fmt == SIGN or f.fmt == INT:
-        return None if x != x else int(x)
-    if f.fmt == ZONE:
-        return f.names[int(x)]
-    if f.fmt == TIME:
-        return rfc3339(int(x) * 1000)
-    if f.fmt == PCT:
-        return None if x != x else 100.0 * x
-    if f.fmt == DIRECTION:
-        return "up" if x > 0 else "down"
-    return f.const
-
-
 _EXPR = {  # the Python expression of each format, over x (the record's column)
     NUM: "(None if {x} != {x} else {x})",
     SIGN: "(None if {x} != {x} else int({x}))",
@@ -97,3 +83,13 @@ def decoder(fields: tuple[Field, ...]):
         items.append(f"{f.key!r}: {value}")
     exec(f"def decode(r):\n    return {{{', '.join(items)}}}\n", env)  # keys as literals (repr)
     return env["decode"]
+
+
+@functools.cache
+def _alone(f: Field):
+    return decoder((dataclasses.replace(f, col=0),))
+
+
+def format_value(f: Field, x: float) -> Any:
+    """One field's value as the `values` dict holds it (the decoder's own expression)."""
+    return _alone(f)([x])[f.key]

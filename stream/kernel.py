@@ -175,7 +175,7 @@ def by_row(EI, EF, n, out_i, out_f, count):
             out_f[w, c] = EF[q, c]
 
 
-def _apply(S, I, r, row, t_us, o_, h_, l_, c_, v_, EI, EF, e, state, journal):
+def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state, journal):
     """Stand-in for the generated one: every indicator and rule of one bar (stream/codegen.py)."""
     raise NotImplementedError
 
@@ -218,7 +218,7 @@ def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT
             forget(S, r)
             I[r, LAST_T] = ti
         e1 = e
-        e = _apply(S, I, r, i, float(ti // 1000), op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e,
+        e = _apply(S, I, r, i, ti, op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e,
                    PROVISIONAL if forming else CONFIRMED, forming or need[i] != 0)
         if forming:
             for c in range(S.shape[1]):  # the forming bar's state, for snapshots

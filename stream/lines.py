@@ -28,13 +28,11 @@ import polars as pl
 import pyarrow as pa
 
 from . import linekernel as lk
-from .events import SCHEMA_VERSION, STATES, Event, event_id, rfc3339
-from .fields import CONST, DIRECTION, INT, NUM, PCT, SIGN, TIME, ZONE, Field, _format, decoder
+from .events import SCHEMA_VERSION, STATES, from_columns, rfc3339
+from .fields import CONST, DIRECTION, INT, NUM, PCT, SIGN, TIME, ZONE, Field, decoder, format_value
 from .outputs.jsonl import encode_lines
 from .signals.common import KINDS
 
-_YEAR_1000 = -30_610_224_000  # 1000-01-01 in seconds: numpy and strftime agree from here ...
-_YEAR_10000 = 253_402_300_800  # ... to the end of 9999
 _FEW = 64  # this few distinct times are formatted by `rfc3339` itself
 _FEW_FLOATS = 2000  # this few floats are formatted by msgspec (in one list), more by polars (a fixed cost)
 
@@ -66,29 +64,10 @@ def stamps(t: np.ndarray) -> list[str]:
     if len(t) <= _FEW:
         return [rfc3339(x) for x in t.tolist()]
     times, index = _runs(np.asarray(t, dtype=np.int64))
-    texts = _stamps(times // 1_000_000_000, times % 1_000_000_000).to_list()
+    data, off = _time_table(times // 1_000_000_000, times % 1_000_000_000)
+    whole = data.tobytes()
+    texts = [whole[lo:hi].decode() for lo, hi in zip(off[:-1].tolist(), off[1:].tolist(), strict=True)]
     return [texts[i] for i in index.tolist()]
-
-
-def _stamps(sec: np.ndarray, frac: np.ndarray) -> pl.Series:
-    """RFC 3339 texts of (seconds, nanoseconds), as `rfc3339` writes them."""
-    if len(sec) <= _FEW:
-        pairs = zip(sec.tolist(), frac.tolist(), strict=True)
-        return pl.Series([rfc3339(s * 1_000_000_000 + f) for s, f in pairs], dtype=pl.String)
-    base = np.datetime_as_string(sec.astype("datetime64[s]"), unit="s")
-    out = pl.DataFrame({"b": base, "f": frac}).select(
-        pl.concat_str(
-            pl.col("b"),
-            pl.when(pl.col("f") != 0)
-            .then(pl.lit(".") + pl.col("f").cast(pl.String).str.zfill(9).str.strip_chars_end("0"))
-            .otherwise(pl.lit("")),
-            pl.lit("Z"),
-        )
-    ).to_series()
-    odd = np.flatnonzero((sec < _YEAR_1000) | (sec >= _YEAR_10000))  # strftime does not pad the year
-    if len(odd):
-        out = out.scatter(odd, [rfc3339(int(sec[k]) * 1_000_000_000 + int(frac[k])) for k in odd.tolist()])
-    return out
 
 
 class LineEncoder:
@@ -226,7 +205,7 @@ class LineEncoder:
                        _OFF0, counts)
         nf, nt, nb = counts.tolist()
 
-        # 2. their texts: floats by polars, times by _stamps, odd values by the Event path's own
+        # 2. their texts: floats by polars, times by the kernel, odd values by the Event path's own
         # formatter (or its error)
         if nf > _FEW_FLOATS:
             flt_data, flt_off = _table(pl.Series(flt[:nf]).cast(pl.String))
@@ -241,7 +220,7 @@ class LineEncoder:
         else:
             tim_ix, tv_data, tv_off = _INDEX0, _EMPTY, _OFF0
         fields = self._op_field
-        bad_data, bad_off = _pack([_json(_format(fields[o], float(values[q, fields[o].col])))
+        bad_data, bad_off = _pack([_json(format_value(fields[o], float(values[q, fields[o].col])))
                                    for q, o in bad[:nb].tolist()])
 
         # 3. wet: the lines, written into the bytes object returned
@@ -256,19 +235,10 @@ class LineEncoder:
         return out if isinstance(out, bytes) else bytes(out)
 
     def _per_event(self, symbols, seq0: int, sym, t, rule, kind, state, late, values) -> bytes:
-        """The same lines the per-event way, as `Engine._records` makes them (for small blocks)."""
-        stamps: dict[int, str] = {}
-        events = []
-        tf, names, decoders = self.timeframe, self.rule_names, self._decoders
-        rows = zip(sym.tolist(), t.tolist(), rule.tolist(), kind.tolist(), state.tolist(), late.tolist(),
-                   values.tolist(), strict=True)
-        for q, (s, tt, j, k, st, lt, vals) in enumerate(rows, seq0 + 1):
-            time_ = stamps.get(tt)
-            if time_ is None:
-                time_ = stamps[tt] = rfc3339(tt)
-            symbol, name, kind_ = symbols[s], names[j], KINDS[k]
-            events.append(Event(SCHEMA_VERSION, q, event_id(symbol, time_, name, kind_), symbol, time_, tf,
-                                name, kind_, STATES[st], decoders[j](vals), lt))
+        """The same lines the per-event way: Event objects, msgspec (for small blocks)."""
+        events = from_columns(self.timeframe, symbols, self.rule_names, self._decoders, seq0, sym.tolist(),
+                              stamps(t), rule.tolist(), kind.tolist(), state.tolist(), late.tolist(),
+                              values.tolist())
         return encode_lines(events)
 
 
@@ -379,32 +349,3 @@ def _bytes_writer():
 
 
 _new_bytes = _bytes_writer()
-
-
-def _segments(lines: pl.Series) -> list[memoryview]:
-    """The bytes of a Series of strings, in order, as a few slices of its own buffers (polars
-    stores long strings one after another; else they are copied into one buffer)."""
-    out: list[memoryview] = []
-    for arr in pa.chunked_array(lines).chunks:
-        if len(arr) == 0:
-            continue
-        if arr.null_count:
-            raise ValueError("a line is null")
-        if str(arr.type) == "string_view":
-            bufs = arr.buffers()
-            views = np.frombuffer(bufs[1], dtype=np.int32).reshape(-1, 4)[arr.offset : arr.offset + len(arr)]
-            size, buf, off = views[:, 0], views[:, 2], views[:, 3]
-            end = off + size
-            same = buf[1:] == buf[:-1]
-            if (size > 12).all() and (off[1:] == end[:-1])[same].all():  # > 12 bytes: not inline
-                first = np.flatnonzero(np.concatenate(([True], ~same)))
-                last = np.concatenate((first[1:] - 1, [len(arr) - 1]))
-                runs = zip(buf[first].tolist(), off[first].tolist(), end[last].tolist(), strict=True)
-                out += [memoryview(bufs[2 + b])[lo:hi] for b, lo, hi in runs]
-                continue
-        if arr.type != pa.large_string():
-            arr = arr.cast(pa.large_string())
-        bufs = arr.buffers()
-        offsets = np.frombuffer(bufs[1], dtype=np.int64)
-        out.append(memoryview(bufs[2])[int(offsets[arr.offset]) : int(offsets[arr.offset + len(arr)])])
-    return out

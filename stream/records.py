@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .events import SCHEMA_VERSION, STATES, Event, event_id, rfc3339
+from .events import Event, from_columns
 from .lines import stamps
-from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, KINDS, V_WIDTH
+from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, V_WIDTH
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -54,9 +54,6 @@ class EventBlock(Sequence[Event]):
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events())
 
-    def __eq__(self, other: object) -> bool:
-        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
-
     @property
     def last_seq(self) -> int:
         return self.seq0 + len(self)
@@ -84,19 +81,18 @@ class EventBlock(Sequence[Event]):
 
     def _build(self) -> list[Event]:
         """The Event objects, from whole-column lists (times formatted in bulk)."""
-        eng = self.engine
-        symbols, names, decoders, tf = eng.symbols, eng.rule_names, eng.decoders, eng.timeframe
-        out = []
-        rows = zip(self.rec.tolist(), stamps(self.rec[:, E_T]), self.vals.tolist(), self.late.tolist(),
-                   strict=True)
-        for seq, ((_, sid, j, k, st, _), time_, vals, late) in enumerate(rows, self.seq0 + 1):
-            symbol, rule, kind = symbols[sid], names[j], KINDS[k]
-            out.append(Event(SCHEMA_VERSION, seq, event_id(symbol, time_, rule, kind), symbol, time_, tf,
-                             rule, kind, STATES[st], decoders[j](vals), late))
-        return out
+        return self._objects(slice(None))
+
+    def _objects(self, rows: slice) -> list[Event]:
+        eng, r = self.engine, self.rec[rows]
+        start = rows.indices(len(self))[0]
+        return from_columns(eng.timeframe, eng.symbols, eng.rule_names, eng.decoders, self.seq0 + start,
+                            r[:, E_SYM].tolist(), stamps(r[:, E_T]), r[:, E_RULE].tolist(),
+                            r[:, E_KIND].tolist(), r[:, E_STATE].tolist(), self.late[rows].tolist(),
+                            self.vals[rows].tolist())
 
     def _event(self, q: int) -> Event:
-        return make_event(self.engine, self.seq0 + 1 + q, self.rec[q], self.vals[q], bool(self.late[q]))
+        return self._objects(slice(q, q + 1))[0]
 
     def lines(self) -> bytes:
         """All events as JSON lines in one buffer (byte for byte `encode` of each event)."""
@@ -115,15 +111,6 @@ def columns(events: Sequence[Event], start: int = 0) -> tuple[list[str], list[st
         return events.symbol_names()[start:], events.rule_names()[start:], events.seq0 + start
     part = events[start:]
     return [e.symbol for e in part], [e.rule for e in part], (part[0].seq - 1 if part else 0)
-
-
-def make_event(engine: Engine, seq: int, rec: np.ndarray, vals: np.ndarray, late: bool) -> Event:
-    """The Event of one record."""
-    _, sid, j, k, st, t = rec.tolist()
-    time_ = rfc3339(t)
-    symbol, rule, kind = engine.symbols[sid], engine.rule_names[j], KINDS[k]
-    return Event(SCHEMA_VERSION, seq, event_id(symbol, time_, rule, kind), symbol, time_, engine.timeframe,
-                 rule, kind, STATES[st], engine.decoders[j](vals.tolist()), late)
 
 
 class Latest:
@@ -170,5 +157,6 @@ class Latest:
         sid = self.engine._sid.get(symbol)
         if sid is None or sid >= len(self.seq) or self.seq[sid] == 0:
             return None
-        return make_event(self.engine, int(self.seq[sid]), self.rec[sid], self.vals[sid],
-                          bool(self.late[sid]))
+        one = slice(sid, sid + 1)
+        block = EventBlock(self.engine, int(self.seq[sid]) - 1, self.rec[one], self.vals[one], self.late[one])
+        return block[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 from stream.config import RuleSpec, parse_config
 from stream.events import STATES, Event, encode, event_id, rfc3339
 from stream.fields import CONST, DIRECTION, INT, NUM, PCT, SIGN, TIME, ZONE, Field, decoder, value_fields
-from stream.lines import LineEncoder, _segments
+from stream.lines import LineEncoder
 from stream.outputs.jsonl import encode_lines
 from stream.signals.common import KINDS
 
@@ -195,15 +194,6 @@ def test_rules_with_no_values_or_only_constants():
     assert_same(*both(enc, SYMBOLS, 0, rec))
     got = enc.encode(SYMBOLS, 0, **rec)
     assert b'"values":{}' in got and b'"values":{"period":20,"label":"a\\\\\\"b"}' in got
-
-
-def test_segments_of_any_string_series():
-    """The bytes of a Series: its own buffers when stored in order, else a copy."""
-    long = pl.Series([f"line {i:>20}" for i in range(1000)])
-    cases = [long, long.gather(np.random.default_rng(0).permutation(1000)), pl.Series(["a", "bb", "", "ü"]),
-             pl.concat([long, long.slice(5, 10)], rechunk=False), long.slice(3, 100), long.head(0)]
-    for s in cases:
-        assert b"".join(_segments(s)) == "".join(s.to_list()).encode()
 
 
 def test_empty_block():
