@@ -29,6 +29,7 @@ class BadData(Exception):
         self.row = row
         self.unit = unit
         self.fault = fault or message
+        self.keep = np.zeros(0, bool)  # found as rows stream: which rows of its chunk before it are good
         where = f"{file}: {unit} {row}: " if row is not None else f"{file}: "
         super().__init__(where + " ".join(str(message).split()))
 

@@ -94,7 +94,9 @@ class _Checks:
             lo, hi, not self.src.recorder, self.last, self.order, fault, not r.skip_bad,
         )  # fmt: skip
         if first >= 0:
-            raise r._fault(self.src, raw, a, first, int(fault[first]), self.last)
+            bad = r._fault(self.src, raw, a, first, int(fault[first]), self.last)
+            bad.keep = fault[:first] == 0  # the chunk's rows before it that are replayed still
+            raise bad
         good = fault == 0
         all_good = bool(good.all())
         if not all_good:
@@ -300,7 +302,13 @@ class Reader:
                 a = src.arrays(raw, self._symbols, full=True)
                 if not plan.checked:
                     assert plan.checks is not None
-                    keep = plan.checks.run(raw, a)
+                    try:
+                        keep = plan.checks.run(raw, a)
+                    except BadData as bad:  # the bars before the bad row first, then the error
+                        self._update_seen()
+                        if bad.keep.any():
+                            yield {k: a[k][: len(bad.keep)][bad.keep] for k in OUT}
+                        raise
                     self._update_seen()
                 else:
                     keep = ((a["t"] >= lo) & (a["t"] < hi)) if windowed else None

@@ -35,7 +35,7 @@ NO_TIME = np.iinfo(np.int64).min  # times are stored with this for "unparseable"
 OUTSIDE = -1  # a good-looking row outside the [start, end) window: not replayed, not a fault
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def check_rows(t, code, o, h, l, c, kind, lo, hi, strict, last, order, fault, stop_first):
     """Write a fault code per row into `fault`; update `last` (per symbol) and `order`.
 

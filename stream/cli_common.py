@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 
@@ -20,3 +21,10 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-table", action="store_true", help="do not draw the live table")
     p.add_argument("--serve", metavar="HOST:PORT", help="websocket fan-out of the events")
     p.add_argument("--serve-public", action="store_true", help="allow --serve on a non-loopback address")
+
+
+def settle() -> None:
+    """Before the run loop: what was built at start-up (modules, compiled kernels, settings) is
+    moved out of the collector's reach, so its full collections, which hold the GIL, scan only
+    what the run itself allocates."""
+    gc.freeze()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .cli_common import Bad, add_output_options
+from .cli_common import Bad, add_output_options, settle
 from .cli_common import say as _say
 from .config import FEEDS, TIMEFRAMES, ConfigError, Settings, load_config
 from .engine import Engine
@@ -224,6 +224,7 @@ async def _run(p: Plan) -> int:
     try:
         if live is not None:
             live.start()
+        settle()
         work = loop.create_task(session.run(feed))
         await work
     except asyncio.CancelledError:

@@ -18,7 +18,7 @@ from rich.console import Console
 from replay.clock import Pacer, parse_speed
 from replay.store import BadData, Reader, default_data, infer_timeframe, parse_time
 
-from .cli_common import Bad, add_output_options
+from .cli_common import Bad, add_output_options, settle
 from .cli_common import say as _say
 from .config import TIMEFRAMES, ConfigError, Settings, load_config
 from .engine import Engine
@@ -58,7 +58,8 @@ requires ?token= or a Bearer header). Loopback only unless --serve-public. With 
 stays up after the replay until Ctrl-C; --wait-clients N starts the replay once N clients are in.
 
 Ctrl-C or SIGTERM stops cleanly with a summary line on stderr; bad input is one line on stderr
-and exit status 2.
+and exit status 2. Rows are checked as they stream (a file in time order is read once): a bad
+row stops the replay where it is, after every event of the bars before it has been written.
 """.replace("{WATCHABLE}", str(WATCHABLE))
 
 
@@ -194,16 +195,16 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
 
     try:
         reader = Reader(p.paths, symbols=p.symbols, start=p.start, end=p.end, skip_bad=args.skip_bad,
-                        chunk_rows=CHUNK)
+                        chunk_rows=CHUNK, check_first=False)
     except (BadData, ValueError, OSError) as e:
         _say(f"barwatch: {str(e).splitlines()[0]}")
         return 2
 
     settings = p.settings
     feed = ReplayFeed(reader)
-    t_read = time.perf_counter()  # the summary's elapsed counts reading, the check pass included
+    t_read = time.perf_counter()  # the summary's elapsed counts reading (a pre-scan or check pass included)
     try:
-        work = loop.create_task(feed.first())  # the reader's check pass, then the first chunk
+        work = loop.create_task(feed.first())  # the pre-scan (or check pass), then the first chunk
         first = await work
     except (BadData, OSError, ValueError) as e:
         _say(f"barwatch: {str(e).splitlines()[0]}")
@@ -265,6 +266,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
             if live is not None:
                 live.start()
                 say[0] = lambda msg: p.table.print(msg, markup=False, highlight=False)
+            settle()
             work = loop.create_task(session.run(feed, started=None if args.wait_clients else t_read))
             await work
             completed = True

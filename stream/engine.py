@@ -25,7 +25,6 @@ from .kernel import (
     STAT_BARS,
     STAT_REJECTED,
     STAT_REVISED,
-    by_row,
     by_symbol,
     journal_needed,
 )
@@ -124,8 +123,9 @@ class Engine:
         said = self._run(batch, emit)
         return [] if said is None else self._block(batch, *said).events()
 
-    def _run(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray] | None:
-        """The kernel over a batch: its event records and value records, None if none."""
+    def _run(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """The kernel over a batch: its event records, value records, and whether they are grouped
+        by symbol (not yet in row order: EventBlock puts them back when first read); None if none."""
         n = len(batch.t)
         if n == 0:
             return None
@@ -137,7 +137,8 @@ class Engine:
             said = [x for _, x in got if x is not None]
             if not said:
                 return None
-            return np.concatenate([a for a, _ in said]), np.concatenate([b for _, b in said])
+            return (np.concatenate([x[0] for x in said]), np.concatenate([x[1] for x in said]),
+                    any(x[2] for x in said))
         grouped = False
         if n == 1:  # the live case: no arrays built
             ids = self._id1
@@ -145,7 +146,10 @@ class Engine:
             ids[0] = self._symbol_id(names[batch.sym[0]] if len(names) > 1 else names[0])
             need, order = self._one, self._one0
         else:
-            lut = np.array([self._symbol_id(s) for s in batch.symbols], dtype=np.int64)
+            known = self._sid.get
+            lut = np.array([known(s, -1) for s in batch.symbols], dtype=np.int64)
+            for k in np.flatnonzero(lut < 0).tolist():  # symbols new to the engine
+                lut[k] = self._symbol_id(batch.symbols[k])
             ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
             need = np.empty(n, dtype=np.int8)
             nsym = len(self.symbols)
@@ -169,18 +173,14 @@ class Engine:
             return None
         rec, vals = parts[0] if len(parts) == 1 else (np.concatenate([a for a, _ in parts]),
                                                         np.concatenate([b for _, b in parts]))
-        if grouped:  # back to the batch's row order
-            out_i, out_f = np.empty_like(rec), np.empty_like(vals)
-            by_row(rec, vals, n, out_i, out_f, np.empty(n + 1, dtype=np.int64))
-            rec, vals = out_i, out_f
-        return rec, vals
+        return rec, vals, grouped
 
-    def _block(self, batch: BarBatch, rec: np.ndarray, vals: np.ndarray) -> EventBlock:
+    def _block(self, batch: BarBatch, rec: np.ndarray, vals: np.ndarray, grouped: bool) -> EventBlock:
         """Number the records as this engine's next events."""
         late = (batch.kind[rec[:, E_ROW]] & LATE) != 0
         if batch.late:
             late[:] = True
-        block = EventBlock(self, self.seq, rec, vals, late)
+        block = EventBlock(self, self.seq, rec, vals, late, rows=len(batch) if grouped else None)
         self.seq += len(block)
         return block
 

@@ -123,7 +123,7 @@ def publish(EI, EF, e0, e, r, ti, drop, SAYT, SAYV):
     return w
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, nogil=True)
 def journal_needed(sym, t, kind, next_t, need):
     """need[i] = 1 where row i must be journaled: a FINAL bar that a later row of the batch
     may revise (the symbol's next FINAL row is not later), or its symbol's last FINAL row
@@ -139,7 +139,7 @@ def journal_needed(sym, t, kind, next_t, need):
         next_t[sym[i]] = t[i]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, nogil=True)
 def by_symbol(ids, nsym, order, count):
     """order = the rows grouped by symbol, each symbol's rows in their batch order (a counting
     sort): stepping one symbol's bars together keeps its state in cache."""
@@ -155,10 +155,10 @@ def by_symbol(ids, nsym, order, count):
         count[s] += 1
 
 
-@njit(cache=True, _nrt=False)
-def by_row(EI, EF, n, out_i, out_f, count):
+@njit(cache=True, _nrt=False, nogil=True)
+def by_row(EI, EF, late, n, out_i, out_f, out_late, count):
     """Records regrouped by symbol back into batch row order (stable: a row's records keep
-    their order). count has one slot per batch row plus one."""
+    their order), with their late flags. count has one slot per batch row plus one."""
     ne = EI.shape[0]
     for i in range(n + 1):
         count[i] = 0
@@ -173,6 +173,7 @@ def by_row(EI, EF, n, out_i, out_f, count):
             out_i[w, c] = EI[q, c]
         for c in range(V_WIDTH):
             out_f[w, c] = EF[q, c]
+        out_late[w] = late[q]
 
 
 def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state, journal):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .events import Event, from_columns
+from .kernel import by_row
 from .lines import stamps
 from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, V_WIDTH
 
@@ -27,23 +28,50 @@ _NO_LATE = np.zeros(0, bool)
 
 
 class EventBlock(Sequence[Event]):
-    """Events seq0+1 .. seq0+n of an engine, as columns."""
+    """Events seq0+1 .. seq0+n of an engine, as columns.
+
+    With `rows` (the batch's row count) the records come grouped by symbol, as a many-symbol
+    batch is stepped, and are put back in row order when first read: in the replay that is the
+    encoding worker's thread, not the engine's."""
 
     def __init__(self, engine: Engine, seq0: int, rec: np.ndarray, vals: np.ndarray,
-                 late: np.ndarray) -> None:
+                 late: np.ndarray, rows: int | None = None) -> None:
         self.engine = engine
         self.seq0 = seq0
-        self.rec = rec  # int64 [n, E_WIDTH]: row, symbol, rule, kind, state, time
-        self.vals = vals  # float64 [n, V_WIDTH]: each rule's value record (stream/fields.py)
-        self.late = late  # bool [n]
+        self._cols = (rec, vals, late)  # one tuple: a reader on another thread sees all or none
+        self._rows = rows
         self._events: list[Event] | None = None
+
+    def _ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cols = self._cols
+        if self._rows is not None:
+            rec, vals, late = cols
+            cols = (np.empty_like(rec), np.empty_like(vals), np.empty_like(late))
+            by_row(rec, vals, late, self._rows, *cols, np.empty(self._rows + 1, dtype=np.int64))
+            self._cols, self._rows = cols, None
+        return cols
+
+    @property
+    def rec(self) -> np.ndarray:
+        """int64 [n, E_WIDTH]: row, symbol, rule, kind, state, time."""
+        return self._ordered()[0]
+
+    @property
+    def vals(self) -> np.ndarray:
+        """float64 [n, V_WIDTH]: each rule's value record (stream/fields.py)."""
+        return self._ordered()[1]
+
+    @property
+    def late(self) -> np.ndarray:
+        """bool [n]."""
+        return self._ordered()[2]
 
     @classmethod
     def empty(cls, engine: Engine) -> EventBlock:
         return cls(engine, engine.seq, _NO_REC, _NO_VALS, _NO_LATE)
 
     def __len__(self) -> int:
-        return len(self.rec)
+        return len(self._cols[0])
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice) or self._events is not None:
@@ -98,9 +126,9 @@ class EventBlock(Sequence[Event]):
         """All events as JSON lines in one buffer (byte for byte `encode` of each event)."""
         if not len(self):
             return b""
-        r, eng = self.rec, self.engine
+        (r, vals, late), eng = self._ordered(), self.engine
         return eng.encoder.encode(eng.symbols, self.seq0, r[:, E_SYM], r[:, E_T], r[:, E_RULE], r[:, E_KIND],
-                                  r[:, E_STATE], self.late, self.vals)
+                                  r[:, E_STATE], late, vals)
 
 
 

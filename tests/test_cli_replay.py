@@ -145,6 +145,27 @@ def test_bad_rows_stop_with_one_line_or_are_skipped_and_counted(tmp_path):
     assert m and m.group(2) == "2" and m.group(4) == "1"
 
 
+def test_a_bad_row_mid_file_stops_there_after_the_bars_before_it(tmp_path):
+    """Rows are checked as they stream: every event of the bars before the bad row is written
+    (those read in the same chunk too), then one line naming the row, exit 2."""
+    import polars as pl
+
+    rows = pl.concat([b.to_polars() for b in Reader([default_data()])])
+    k = 9_876  # 0-based: the bad row is row k + 1 of the file
+    assert rows.height > k + 100
+    bad = rows.with_columns(pl.when(pl.int_range(pl.len()) == k).then(pl.col("low") / 2)
+                            .otherwise(pl.col("high")).alias("high"))  # high < low at row k + 1
+    path = tmp_path / "bars.parquet"
+    bad.write_parquet(path, row_group_size=1000)
+    good = tmp_path / "head.parquet"
+    rows.head(k).write_parquet(good)
+    r = barwatch("replay", str(path), "--speed", "max", "--events", "-")
+    assert r.returncode == 2
+    msg = one_line(r.stderr)
+    assert str(path) in msg and f"row {k + 1}" in msg and "high < low" in msg
+    assert r.stdout and r.stdout == expected(good)
+
+
 @pytest.mark.parametrize("args, words", [
     (["--start", "yesterday"], ["--start", "yesterday"]),
     (["--speed", "fast"], ["--speed", "fast"]),
