@@ -29,9 +29,14 @@ class ReplayFeed:
 
     async def _read(self) -> BarBatch | None:
         """The next chunk, read in a worker thread (polars releases the GIL: reading overlaps stepping)."""
+        return await self._submit()
+
+    def _submit(self) -> asyncio.Future:
+        """Starts reading the next chunk in a worker thread now, not when the loop next runs (the
+        engine steps the current chunk without yielding to it meanwhile)."""
         if self._it is None:
-            self._it = await asyncio.to_thread(iter, self.reader)  # runs the reader's check pass
-        return await asyncio.to_thread(_next, self._it)
+            self._it = iter(self.reader)  # a generator: nothing is read before its first next()
+        return asyncio.get_running_loop().run_in_executor(None, _next, self._it)
 
     async def first(self) -> BarBatch | None:
         """The first batch (kept: iteration starts with it)."""
@@ -49,9 +54,8 @@ class ReplayFeed:
 
     async def __aiter__(self) -> AsyncIterator[BarBatch]:
         batch = await self.first()
-        loop = asyncio.get_running_loop()
         while batch is not None:
-            ahead = loop.create_task(self._read())  # the next chunk, while this one is stepped
+            ahead = self._submit()  # the next chunk, read while this one is stepped
             try:
                 if self.pacer is None:
                     yield batch
