@@ -120,6 +120,9 @@ class Symbols:
         return self._lut[raw.to_physical().fill_null(len(self._raw_codes)).to_numpy()]
 
 
+WHOLE_GROUP = 1 << 20  # rows of a Parquet row group read whole (pyarrow's default largest group)
+
+
 class Source:
     """One input file and chunked lazy scans of it."""
 
@@ -218,8 +221,8 @@ class Source:
                 return
             for off, n in self._ranges(chunk_rows, upto):
                 df = narrow(lf.slice(off, n)).collect()
-                if df.height:
-                    yield df
+                for k in range(0, df.height, chunk_rows):  # a whole row group: in chunks
+                    yield df.slice(k, chunk_rows)
         except BaseException as e:
             if not is_reader_error(e):
                 raise
@@ -250,7 +253,10 @@ class Source:
                     return
 
     def _ranges(self, chunk_rows: int, upto: int | None) -> list[tuple[int, int]]:
-        """Row ranges of about chunk_rows rows, on Parquet row-group boundaries where possible."""
+        """Row ranges on Parquet row-group boundaries: small groups together up to chunk_rows, a
+        bigger one whole (a slice of a group decodes the group up to it: slicing one group into
+        chunks would decode it again for each) unless it has over WHOLE_GROUP rows (then in
+        chunks: memory follows chunk_rows, not the writer's choice)."""
         if self.kind == "parquet":
             meta = pq.read_metadata(self.path)
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -263,7 +269,10 @@ class Source:
             if pending and pending + size > chunk_rows:
                 out.append((off, pending))
                 off, pending = off + pending, 0
-            if size > chunk_rows:
+            if chunk_rows < size <= WHOLE_GROUP:
+                out.append((off, size))
+                off += size
+            elif size > chunk_rows:
                 for k in range(0, size, chunk_rows):
                     out.append((off, min(chunk_rows, size - k)))
                     off += min(chunk_rows, size - k)
