@@ -28,7 +28,9 @@ def wrap(slot, w):
 @njit(cache=True, _nrt=False, inline="always")
 def classify(S, r, ring, k, newest, count):
     """Pivot type of the input k back, given a ring of 2k+1 inputs whose newest is at slot
-    `newest` and `count` inputs seen: +1 high, -1 low, 0 neither (or not enough inputs)."""
+    `newest` and `count` inputs seen: +1 high, -1 low, 0 neither (or not enough inputs).
+    Every comparison is made (no early exit): with k a constant the loop unrolls into
+    straight-line code, and no branch depends on the data."""
     w = 2 * k + 1
     if count < w:
         return 0
@@ -37,22 +39,14 @@ def classify(S, r, ring, k, newest, count):
     high = True
     low = True
     for q in range(w):
-        if q == k:
-            continue
         v = S[r, ring + wrap(oldest + q, w)]
         if q < k:
-            high = high and mid > v
-            low = low and mid < v
-        else:
-            high = high and mid >= v
-            low = low and mid <= v
-        if not (high or low):
-            return 0
-    if high:
-        return 1
-    if low:
-        return -1
-    return 0
+            high &= mid > v
+            low &= mid < v
+        elif q > k:
+            high &= mid >= v
+            low &= mid <= v
+    return 1 if high else (-1 if low else 0)
 
 
 @njit(cache=True, _nrt=False, inline="always")
