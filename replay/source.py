@@ -7,6 +7,8 @@ Parquet and Arrow IPC files are read through polars lazy scans one row range at 
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,8 +43,8 @@ def first_line(e: BaseException) -> str:
 
 
 def is_reader_error(e: BaseException) -> bool:
-    """Errors polars or pyarrow raise on a bad file (a Rust panic is a BaseException)."""
-    errors = (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError)
+    """Errors polars, pyarrow or gzip raise on a bad file (a Rust panic is a BaseException)."""
+    errors = (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError, EOFError, zlib.error)
     return isinstance(e, errors) or type(e).__name__ == "PanicException"
 
 
@@ -70,6 +72,24 @@ def detect(path: Path) -> str:
     raise BadData(
         str(path), "unknown file type (expected .parquet, .csv, .csv.gz, .arrow, .feather, .ipc or .arrows)"
     )
+
+
+CSV_BLOCK = 1 << 20  # bytes of CSV parsed at a time
+
+
+def record_end(data: bytes) -> int:
+    """The end of the last complete record in data (after its newline; 0 if none): a newline
+    outside quotes, where an even number of '"' come before it (RFC 4180 doubles a quote
+    inside a quoted field, so the parity holds)."""
+    b = np.frombuffer(data, np.uint8)
+    nl = np.flatnonzero(b == 10)
+    if not len(nl):
+        return 0
+    if data.find(b'"') < 0:
+        return int(nl[-1]) + 1
+    even = (np.cumsum(b == 34, dtype=np.uint8)[nl] & 1) == 0  # parity survives the wrap at 256
+    ok = nl[even]
+    return int(ok[-1]) + 1 if len(ok) else 0
 
 
 def _floats(s: pl.Series) -> np.ndarray:
@@ -155,6 +175,7 @@ class Source:
                     schema={"__row": pl.UInt32, **pl.from_arrow(schema.empty_table()).schema}
                 )
             names = self.lf.collect_schema().names()[1:]
+            self._names = names
         except BaseException as e:
             if not is_reader_error(e):
                 raise
@@ -208,13 +229,12 @@ class Source:
             return q
 
         try:
-            if self.kind == "csv":  # no random access: polars' streaming engine, chunk by chunk
-                for df in narrow(lf).collect_batches(chunk_size=chunk_rows, lazy=True):
-                    if df.height:
-                        yield df
-                return
-            if self.kind == "stream":
-                for part in self._stream_parts(chunk_rows, upto):
+            if self.kind in ("csv", "stream"):  # read front to back, a block at a time
+                used = [names[r] for r in need if r in names]
+                if self.cols.date_time is not None and "t" in need:
+                    used.append(self.cols.date_time[1])
+                batches = self._csv_batches(used) if self.kind == "csv" else self._stream_batches()
+                for part in self._parts(batches, chunk_rows, upto):
                     df = narrow(part.lazy().select(cols)).collect()
                     if df.height:
                         yield df
@@ -228,29 +248,60 @@ class Source:
                 raise
             raise self.unreadable(e) from None
 
-    def _stream_parts(self, chunk_rows: int, upto: int | None) -> Iterator[pl.DataFrame]:
-        """An Arrow IPC stream's record batches, gathered into frames of about chunk_rows rows."""
+    def _stream_batches(self) -> Iterator[pa.RecordBatch]:
+        """An Arrow IPC stream's record batches (the recorder's file, perhaps still growing)."""
         with pa.OSFile(str(self.path), "rb") as f:
-            reader = pa.ipc.open_stream(f)
-            row = 0
-            held: list[pa.RecordBatch] = []
-            count = 0
+            yield from pa.ipc.open_stream(f)
+
+    def _csv_batches(self, columns: list[str]) -> Iterator[pl.DataFrame]:
+        """A CSV file's rows in blocks of about BLOCK bytes cut at record ends, `columns` only,
+        each block parsed by polars as the whole file would be (strings, empty as null). Read
+        here a block at a time because polars' streaming engine and pyarrow's streaming CSV
+        reader both read ahead to the end of the file, holding it in memory."""
+        with open(self.path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        idx = sorted({self._names.index(c) for c in columns})
+        names = [self._names[i] for i in idx]
+        with gzip.open(self.path, "rb") if gz else open(self.path, "rb") as f:
+            f.readline()  # the header (its names are polars' reading of it)
+            rest = b""
             while True:
-                try:
-                    rb = reader.read_next_batch()
-                except StopIteration:
-                    rb = None
-                if rb is not None:
-                    held.append(rb)
-                    count += rb.num_rows
-                if held and (rb is None or count >= chunk_rows):
-                    df = pl.from_arrow(pa.Table.from_batches(held))
-                    assert isinstance(df, pl.DataFrame)
-                    yield df.with_row_index("__row", offset=row)
-                    row += count
-                    held, count = [], 0
-                if rb is None or (upto is not None and row > upto):
+                block = f.read(CSV_BLOCK)
+                data = rest + block
+                cut = len(data) if not block else record_end(data)
+                rest = data[cut:]
+                if cut:
+                    df = pl.read_csv(
+                        data[:cut], has_header=False, infer_schema=False, columns=idx, raise_if_empty=False
+                    )
+                    yield df.rename(dict(zip(df.columns, names, strict=True)))
+                if not block:
                     return
+
+    @staticmethod
+    def _parts(
+        batches: Iterator[pa.RecordBatch] | Iterator[pl.DataFrame], chunk_rows: int, upto: int | None
+    ) -> Iterator[pl.DataFrame]:
+        """Record batches (or frames) gathered into frames of about chunk_rows rows, numbered (__row)."""
+        row = 0
+        held: list[pa.RecordBatch] = []
+        count = 0
+        while True:
+            rb = next(batches, None)
+            if rb is not None and len(rb):
+                held.append(rb)
+                count += len(rb)
+            if held and (rb is None or count >= chunk_rows):
+                if isinstance(held[0], pl.DataFrame):
+                    df = pl.concat(held) if len(held) > 1 else held[0]
+                else:
+                    df = pl.from_arrow(pa.Table.from_batches(held))
+                assert isinstance(df, pl.DataFrame)
+                yield df.with_row_index("__row", offset=row)
+                row += count
+                held, count = [], 0
+            if rb is None or (upto is not None and row > upto):
+                return
 
     def _ranges(self, chunk_rows: int, upto: int | None) -> list[tuple[int, int]]:
         """Row ranges on Parquet row-group boundaries: small groups together up to chunk_rows, a

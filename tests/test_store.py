@@ -616,8 +616,8 @@ MEASURE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("layout", ["time", "symbol"])
-def test_big_file_reads_in_bounded_memory(tmp_path: Path, daily: pl.DataFrame, layout: str) -> None:
+@pytest.mark.parametrize("layout, fmt", [("time", "parquet"), ("symbol", "parquet"), ("time", "csv")])
+def test_big_file_reads_in_bounded_memory(tmp_path: Path, daily: pl.DataFrame, layout: str, fmt: str) -> None:
     """1 and 3 million real-shaped rows: peak memory does not grow with the file, and stays far below
     the file's size in memory (grouped by symbol, the file goes through the spilling sort)."""
     paths, sizes = [], []
@@ -626,8 +626,11 @@ def test_big_file_reads_in_bounded_memory(tmp_path: Path, daily: pl.DataFrame, l
         if layout == "time":
             df = df.sort("t", maintain_order=True)
         sizes.append(df.estimated_size())
-        paths.append(tmp_path / f"big{rows}.parquet")
-        df.write_parquet(paths[-1])
+        paths.append(tmp_path / f"big{rows}.{fmt}")
+        if fmt == "csv":
+            df.write_csv(paths[-1])
+        else:
+            df.write_parquet(paths[-1])
         del df
     out = subprocess.run(
         [sys.executable, "-c", MEASURE, *map(str, paths)],
@@ -643,3 +646,34 @@ def test_big_file_reads_in_bounded_memory(tmp_path: Path, daily: pl.DataFrame, l
     assert big["rss_growth"] < sizes[1] / 2, (big, sizes)  # everything, polars and Arrow included
     # two million more rows (about 140 MB in memory) add little: memory follows chunk_rows, not the file
     assert big["rss_growth"] - small["rss_growth"] < (sizes[1] - sizes[0]) / 5, (small, big, sizes)
+
+
+# ---- CSV read a block at a time ----------------------------------------------------------------
+
+
+def test_record_end_is_the_last_newline_outside_quotes() -> None:
+    from replay.source import record_end
+
+    assert record_end(b"a,b\n1,2") == 4
+    assert record_end(b"no newline") == 0
+    assert record_end(b'x,"a\nb"\ny,"c\n') == 8  # the newline in "c... is inside quotes
+    assert record_end(b'x,"say ""hi""\n"\n') == len(b'x,"say ""hi""\n"\n')  # doubled quotes
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_csv_cut_into_tiny_blocks_reads_as_the_whole_file(tmp_path: Path, monkeypatch, gz: bool) -> None:
+    """Blocks of 64 bytes cut through quoted names holding commas, quotes and newlines: the bars
+    are the ones read from the file in one block."""
+    import replay.source
+
+    lines = ["symbol,t,open,high,low,close,volume"]
+    for i in range(60):
+        name = ['"BRK,B"', '"Q""X"', "IBM", '"NEW\nLINE"'][i % 4]
+        lines.append(f"{name},2024-01-{1 + i // 4:02d}T14:30:00Z,{10 + i},{11 + i},{9 + i},{10.5 + i},{100 * i}")
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / ("q.csv.gz" if gz else "q.csv")
+    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    whole = read_all(Reader([path]))
+    monkeypatch.setattr(replay.source, "CSV_BLOCK", 64)
+    assert_frame_equal(read_all(Reader([path], chunk_rows=7)), whole)
+    assert sorted(set(whole["symbol"])) == ["BRK,B", "IBM", "NEW\nLINE", 'Q"X']
