@@ -156,11 +156,11 @@ def stages(path: Path, bars: int) -> list[tuple[str, float]]:
     """Each stage of the replay alone over the first `bars` bars: seconds."""
     row = pl.scan_parquet(path).slice(bars, 1).select(pl.col("t").dt.epoch("ns")).collect()
     end = int(row.item()) if row.height else None
-    batches = list(Reader([path], end=end, chunk_rows=100_000))
-    t0 = time.perf_counter()  # the reader's rate over the whole file (a range still checks it all)
-    total_rows = sum(len(b) for b in Reader([path], chunk_rows=100_000))
+    batches = list(Reader([path], end=end, chunk_rows=CHUNK, check_first=False))
+    t0 = time.perf_counter()  # the reader's rate over the whole file, read as the replay reads it
+    total_rows = sum(len(b) for b in Reader([path], chunk_rows=CHUNK, check_first=False))
     read = (time.perf_counter() - t0) * sum(len(b) for b in batches) / total_rows
-    Engine().process(slice_batch(batches[0], 0, 100))  # compiled before timing
+    Engine().step(batches[0]).lines()  # compiled (loaded) before timing
     engine = Engine()
     t0 = time.perf_counter()
     evs = [engine.step(b) for b in batches]
