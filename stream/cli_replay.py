@@ -21,7 +21,7 @@ from replay.store import BadData, Reader, default_data, infer_timeframe, parse_t
 from .cli_common import Bad, add_output_options, settle
 from .cli_common import say as _say
 from .config import TIMEFRAMES, ConfigError, Settings, load_config
-from .engine import Engine
+from .engine import Engine, warm_up
 from .outputs.fanout import FanOut, ServeError, parse_address
 from .outputs.jsonl import JsonLines, OutputClosed, silence_stdout
 from .outputs.table import Board, Columns, LiveTable, Stats
@@ -201,6 +201,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
         return 2
 
     settings = p.settings
+    warm = loop.run_in_executor(None, warm_up, settings)  # the kernels load while the first bars are read
     feed = ReplayFeed(reader)
     t_read = time.perf_counter()  # the summary's elapsed counts reading (a pre-scan or check pass included)
     try:
@@ -225,6 +226,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
     if speed is not None:
         feed.pacer = Pacer(speed)
 
+    await warm
     engine = Engine(settings)
     session = Session(engine, [jsonl] if jsonl is not None else [], ahead=speed is None)
     outputs = session.outputs

@@ -249,3 +249,15 @@ class Engine:
                 z = int(row[p.RP[j, 1] + bands.ZONE])
                 snap["zones"][rule.name] = None if z < 0 else rule.params["zones"][z]
         return snap
+
+
+def warm_up(config: Settings) -> None:
+    """Loads (on a cold cache: compiles) what stepping and encoding with this config run, on a
+    throwaway engine: a replay does it in a thread while its first bars are read."""
+    engine = Engine(config)
+    n = engine.encoder.SMALL
+    batch = BarBatch(["A", "B"], np.arange(2) % 2, np.zeros(2, np.int64), *np.ones((5, 2)))
+    engine.step(batch).lines()
+    zero = np.zeros(n, np.int64)
+    engine.encoder.encode(["A"], 0, zero, zero, zero, zero + 1, zero, zero.astype(bool),
+                          np.zeros((n, engine.EF.shape[1])))
