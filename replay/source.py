@@ -1,8 +1,10 @@
 """One input file: its format, which columns are which, and its rows as numpy chunks in file order.
 
 Parquet and Arrow IPC files are read through polars lazy scans one row range at a time
-(slices are pushed down to the reader, Parquet ranges follow row groups); CSV files (also
-.gz) through polars' streaming engine (`collect_batches`), as they have no random access.
+(slices are pushed down to the reader; Parquet ranges are whole row groups); CSV files (also
+.gz), which have no random access, a block of bytes at a time cut at record ends, each parsed
+by polars; the recorder's Arrow IPC stream a record batch at a time. Memory follows the chunk
+(or a row group), never the file.
 """
 
 from __future__ import annotations
@@ -254,7 +256,7 @@ class Source:
             yield from pa.ipc.open_stream(f)
 
     def _csv_batches(self, columns: list[str]) -> Iterator[pl.DataFrame]:
-        """A CSV file's rows in blocks of about BLOCK bytes cut at record ends, `columns` only,
+        """A CSV file's rows in blocks of about CSV_BLOCK bytes cut at record ends, `columns` only,
         each block parsed by polars as the whole file would be (strings, empty as null). Read
         here a block at a time because polars' streaming engine and pyarrow's streaming CSV
         reader both read ahead to the end of the file, holding it in memory."""

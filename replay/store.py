@@ -8,8 +8,9 @@ How `Reader` reads (see also replay/source.py, replay/validate.py, replay/merge.
 * Rows are checked in file order (validate.py): time, symbol, prices, kind, and time order
   per symbol. By default (`check_first=True`) a check pass over each file runs before the
   first bar is yielded, so a bad row raises `BadData` before anything is replayed; with
-  `check_first=False` a quick pre-scan of the time column alone decides the file's layout
-  and the rows are checked as they stream (faster: one full read instead of two; a bad row
+  `check_first=False` (what `barwatch replay` does) a quick pre-scan of the time column alone
+  decides the file's layout and the rows are checked as they stream (faster: one full read
+  instead of two; the good rows before a bad one are still yielded, and a bad row
   then raises when the replay reaches it).
 * A file whose good rows are in time order across symbols (the recorder's files, Alpaca's
   stream) is passed through as it comes. A file that is not (grouped by symbol, like the
