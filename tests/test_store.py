@@ -660,20 +660,21 @@ def test_record_end_is_the_last_newline_outside_quotes() -> None:
     assert record_end(b'x,"say ""hi""\n"\n') == len(b'x,"say ""hi""\n"\n')  # doubled quotes
 
 
-@pytest.mark.parametrize("gz", [False, True])
-def test_csv_cut_into_tiny_blocks_reads_as_the_whole_file(tmp_path: Path, monkeypatch, gz: bool) -> None:
-    """Blocks of 64 bytes cut through quoted names holding commas, quotes and newlines: the bars
-    are the ones read from the file in one block."""
+@pytest.mark.parametrize("gz, eol, last", [(False, "\n", "\n"), (True, "\n", "\n"), (False, "\r\n", "")])
+def test_csv_cut_into_tiny_blocks_reads_as_the_whole_file(tmp_path: Path, monkeypatch, gz: bool, eol: str,
+                                                          last: str) -> None:
+    """Blocks of 64 bytes cut through quoted names holding commas, quotes and newlines (CRLF lines,
+    no newline at the end too): the bars are the ones read from the file in one block."""
     import replay.source
 
     lines = ["symbol,t,open,high,low,close,volume"]
     for i in range(60):
         name = ['"BRK,B"', '"Q""X"', "IBM", '"NEW\nLINE"'][i % 4]
         lines.append(f"{name},2024-01-{1 + i // 4:02d}T14:30:00Z,{10 + i},{11 + i},{9 + i},{10.5 + i},{100 * i}")
-    text = "\n".join(lines) + "\n"
+    text = eol.join(lines) + last
     path = tmp_path / ("q.csv.gz" if gz else "q.csv")
     path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
     whole = read_all(Reader([path]))
     monkeypatch.setattr(replay.source, "CSV_BLOCK", 64)
     assert_frame_equal(read_all(Reader([path], chunk_rows=7)), whole)
-    assert sorted(set(whole["symbol"])) == ["BRK,B", "IBM", "NEW\nLINE", 'Q"X']
+    assert whole.height == 60 and sorted(set(whole["symbol"])) == ["BRK,B", "IBM", "NEW\nLINE", 'Q"X']
