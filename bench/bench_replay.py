@@ -161,13 +161,15 @@ def stages(path: Path, bars: int) -> list[tuple[str, float]]:
     total_rows = sum(len(b) for b in Reader([path], chunk_rows=CHUNK, check_first=False))
     read = (time.perf_counter() - t0) * sum(len(b) for b in batches) / total_rows
     Engine().step(batches[0]).lines()  # compiled (loaded) before timing
-    engine = Engine()
-    t0 = time.perf_counter()
-    evs = [engine.step(b) for b in batches]
-    step = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    blobs = [e.lines() for e in evs]
-    enc = time.perf_counter() - t0
+    step = enc = float("inf")
+    for _ in range(3):  # best of 3: the machine is shared
+        engine = Engine()
+        t0 = time.perf_counter()
+        evs = [engine.step(b) for b in batches]
+        step = min(step, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        blobs = [e.lines() for e in evs]
+        enc = min(enc, time.perf_counter() - t0)
     with open(os.devnull, "wb") as f:
         t0 = time.perf_counter()
         for blob in blobs:
@@ -183,8 +185,8 @@ def stages(path: Path, bars: int) -> list[tuple[str, float]]:
     total = read + step + enc + write
     n = sum(len(b) for b in batches)
     return [("bars", n), ("events", sum(len(e) for e in evs)),
-            ("read (check pass + chunks)", read), ("engine: step (kernel + event records)", step),
-            ("encode JSON lines (bulk)", enc),
+            ("read (pre-scan + chunks)", read), ("engine: step (kernel + event records)", step),
+            ("encode JSON lines (row order + bulk)", enc),
             ("write to /dev/null", write), ("table: last signals", seen),
             (f"table: drawing ({100 * draw / wall:.1f} % of its run)", draw * total / wall)]
 
