@@ -176,6 +176,15 @@ def by_row(EI, EF, late, n, out_i, out_f, out_late, count):
         out_late[w] = late[q]
 
 
+@njit(cache=True, _nrt=False, nogil=True)
+def last_of_each(sym, last):
+    """last[s] = the index of symbol s's last record, -1 if it has none (one pass, no sort)."""
+    for s in range(last.shape[0]):
+        last[s] = -1
+    for q in range(sym.shape[0]):
+        last[sym[q]] = q
+
+
 def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state, journal):
     """Stand-in for the generated one: every indicator and rule of one bar (stream/codegen.py)."""
     raise NotImplementedError

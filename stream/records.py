@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .events import Event, from_columns
-from .kernel import by_row
+from .kernel import by_row, last_of_each
 from .lines import stamps
 from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, V_WIDTH
 
@@ -160,10 +160,11 @@ class Latest:
         if not len(events):
             return
         self.engine = events.engine
-        sym = events.rec[:, E_SYM]
-        ids, first = np.unique(sym[::-1], return_index=True)
-        q = len(sym) - 1 - first
         n = len(self.engine.symbols)
+        last = np.empty(n, np.int64)
+        last_of_each(events.rec[:, E_SYM], last)
+        ids = np.flatnonzero(last >= 0)
+        q = last[ids]
         if len(self.seq) < n:
             grow = n - len(self.seq)
             self.rec = np.concatenate([self.rec, np.zeros((grow, E_WIDTH), np.int64)])
