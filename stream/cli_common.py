@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import sys
 
@@ -28,3 +29,17 @@ def settle() -> None:
     moved out of the collector's reach, so its full collections, which hold the GIL, scan only
     what the run itself allocates."""
     gc.freeze()
+
+
+def keep_freed_memory() -> None:
+    """glibc malloc: a freed big buffer (a batch's lines or columns, megabytes each) goes back to
+    the heap for the next batch instead of to the system, which would hand out fresh pages to be
+    faulted in again (about 8 % of a replay's time). The peak is unchanged."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD: blocks under 256 MiB from the heap
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of free heap
+    except (OSError, AttributeError):
+        pass  # not glibc: its defaults
