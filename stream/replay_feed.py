@@ -5,12 +5,17 @@ and paced (bars released as they become due, one batch per bar time) unless the 
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .bars import BarBatch
 from .runner import slice_batch
+
+AHEAD = 3  # chunks read ahead of the engine: a Parquet row group bigger than a chunk is decoded
+# at once, taking several chunks' time, and the chunks read before it cover that time
 
 
 def _next(it: Iterator[BarBatch]) -> BarBatch | None:
@@ -24,19 +29,25 @@ class ReplayFeed:
         self.reader = reader
         self.pacer = pacer  # replay.clock.Pacer, or None for as fast as possible
         self._it: Iterator[BarBatch] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: collections.deque[asyncio.Future] = collections.deque()  # reads queued, in order
         self._first: BarBatch | None = None
         self._started = False
 
     async def _read(self) -> BarBatch | None:
-        """The next chunk, read in a worker thread (polars releases the GIL: reading overlaps stepping)."""
-        return await self._submit()
+        """The next chunk, read in the reading thread (polars releases the GIL: reading overlaps stepping)."""
+        if not self._ahead:
+            self._submit()
+        return await self._ahead.popleft()
 
-    def _submit(self) -> asyncio.Future:
-        """Starts reading the next chunk in a worker thread now, not when the loop next runs (the
-        engine steps the current chunk without yielding to it meanwhile)."""
+    def _submit(self) -> None:
+        """Queues the read of one more chunk. One thread reads, so reads run in order; they start
+        now, not when the loop next runs (the engine steps without yielding to it meanwhile)."""
         if self._it is None:
             self._it = iter(self.reader)  # a generator: nothing is read before its first next()
-        return asyncio.get_running_loop().run_in_executor(None, _next, self._it)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="barwatch-read")
+        assert self._pool is not None
+        self._ahead.append(asyncio.wrap_future(self._pool.submit(_next, self._it)))
 
     async def first(self) -> BarBatch | None:
         """The first batch (kept: iteration starts with it)."""
@@ -54,20 +65,29 @@ class ReplayFeed:
 
     async def __aiter__(self) -> AsyncIterator[BarBatch]:
         batch = await self.first()
-        while batch is not None:
-            ahead = self._submit()  # the next chunk, read while this one is stepped
-            try:
+        try:
+            while batch is not None:
+                while len(self._ahead) < AHEAD:  # the next chunks, read while this one is stepped
+                    self._submit()
                 if self.pacer is None:
                     yield batch
                 else:
                     async for group in self._paced(batch):
                         yield group
-                batch = await ahead
-            finally:
-                if not ahead.done():
-                    ahead.cancel()
-                elif not ahead.cancelled():
-                    ahead.exception()  # retrieved: an error here was raised, or is moot
+                batch = await self._read()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        """Queued reads are dropped; one under way finishes in its thread, unused."""
+        while self._ahead:
+            f = self._ahead.popleft()
+            if not f.done():
+                f.cancel()
+            elif not f.cancelled():
+                f.exception()  # retrieved: an error here was raised, or is moot
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _paced(self, batch: BarBatch) -> AsyncIterator[BarBatch]:
         """One batch per distinct bar time, each released when the pacer says it is due."""
