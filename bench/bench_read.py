@@ -98,8 +98,8 @@ def main() -> None:
         rows = [
             ("pl.read_parquet (whole file)", ref),
             ("read_parquet + sort + BarBatch", run("eager", path)),
-            ("Reader, check pass first (default)", run("reader", path)),
-            ("Reader, checks as it goes", run("reader_streaming", path)),
+            ("Reader, check pass first", run("reader", path)),
+            ("Reader, checks as it goes (replay)", run("reader_streaming", path)),
         ]
         for name, m in rows:
             assert m["rows"] == args.rows, m
