@@ -212,9 +212,11 @@ def source(p: Program) -> str:
     g = _Gen(p)
     g.apply()
     g.triggers()
-    run = inspect.getsource(kernel.run)
-    # nogil: a replay encodes the previous batch's lines in a worker thread meanwhile
-    return HEADER + "\n".join(g.lines) + "\n\n@njit(cache=True, _nrt=False, nogil=True)\n" + run
+    # the templates: one bar (inlined into the loops), a batch's loop (nogil: a replay encodes
+    # the previous batch's lines in a worker thread meanwhile), one bar given as values
+    templates = [("inline='always'", kernel._bar), ("nogil=True", kernel.run), ("nogil=True", kernel.run_one)]
+    return HEADER + "\n".join(g.lines) + "".join(
+        f"\n\n@njit(cache=True, _nrt=False, {flag})\n" + inspect.getsource(fn) for flag, fn in templates)
 
 
 _loaded: dict[str, ModuleType] = {}

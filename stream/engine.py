@@ -75,9 +75,6 @@ class Engine:
         self.EF = np.zeros((cap, V_WIDTH), dtype=np.float64)
         self.stats = np.zeros(4, dtype=np.int64)
         self.seq = 0
-        self._one = np.ones(1, dtype=np.int8)  # a one-bar batch always journals its bar
-        self._id1 = np.zeros(1, dtype=np.int64)
-        self._one0 = np.zeros(1, dtype=np.int64)  # a one-bar batch's order
         self.rule_names = [r.name for r in p.rules]
         self.fields = [value_fields(r, *p.rule_inputs[j]) for j, r in enumerate(p.rules)]
         self.decoders = [decoder(f) for f in self.fields]
@@ -139,25 +136,27 @@ class Engine:
                 return None
             return (np.concatenate([x[0] for x in said]), np.concatenate([x[1] for x in said]),
                     any(x[2] for x in said))
-        grouped = False
-        if n == 1:  # the live case: no arrays built
-            ids = self._id1
+        if n == 1:  # the live case: one bar, passed as values (no arrays built)
             names = batch.symbols
-            ids[0] = self._symbol_id(names[batch.sym[0]] if len(names) > 1 else names[0])
-            need, order = self._one, self._one0
-        else:
-            known = self._sid.get
-            lut = np.array([known(s, -1) for s in batch.symbols], dtype=np.int64)
-            for k in np.flatnonzero(lut < 0).tolist():  # symbols new to the engine
-                lut[k] = self._symbol_id(batch.symbols[k])
-            ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
-            need = np.empty(n, dtype=np.int8)
-            nsym = len(self.symbols)
-            journal_needed(ids, batch.t, batch.kind, np.empty(nsym, dtype=np.int64), need)
-            grouped = len(lut) > 1
-            order = np.empty(n, dtype=np.int64) if grouped else np.arange(n, dtype=np.int64)
-            if grouped:  # each symbol's bars stepped together (state stays in cache)
-                by_symbol(ids, nsym, order, np.empty(nsym + 1, dtype=np.int64))
+            r = self._symbol_id(names[batch.sym[0]] if len(names) > 1 else names[0])
+            b = batch
+            ne = self.kernel.run_one(self.S, self.I, self.EI, self.EF, self.SAYT, self.SAYV, self.F,
+                                     self.stats, self._nr, not emit, r, b.t.item(0), b.open.item(0),
+                                     b.high.item(0), b.low.item(0), b.close.item(0), b.volume.item(0),
+                                     b.kind.item(0))
+            return (self.EI[:ne].copy(), self.EF[:ne].copy(), False) if ne else None
+        known = self._sid.get
+        lut = np.array([known(s, -1) for s in batch.symbols], dtype=np.int64)
+        for k in np.flatnonzero(lut < 0).tolist():  # symbols new to the engine
+            lut[k] = self._symbol_id(batch.symbols[k])
+        ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
+        need = np.empty(n, dtype=np.int8)
+        nsym = len(self.symbols)
+        journal_needed(ids, batch.t, batch.kind, np.empty(nsym, dtype=np.int64), need)
+        grouped = len(lut) > 1
+        order = np.empty(n, dtype=np.int64) if grouped else np.arange(n, dtype=np.int64)
+        if grouped:  # each symbol's bars stepped together (state stays in cache)
+            by_symbol(ids, nsym, order, np.empty(nsym + 1, dtype=np.int64))
         p, run = self.program, self.kernel.run
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         start = 0

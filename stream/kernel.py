@@ -190,12 +190,67 @@ def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state, journal):
     raise NotImplementedError
 
 
+def _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, e, i, r, ti, o, h, lo, c, v, kd, nd):
+    """One bar (batch row i, symbol r, start ti, kind kd; journaled if nd) after events [0, e);
+    returns the new event count. A template: see the module doc."""
+    m_final, m_form, tmp = MASKS, MASKS + nr, MASKS + 3 * nr
+    last = I[r, LAST_T]
+    forming = (kd & FORMING) != 0
+    if ti < last or (forming and ti == last):  # older than the last final bar: refused
+        stats[STAT_REJECTED] += 1
+        return e
+    revision = not forming and ti == last  # as if it had come instead of the last bar
+    e0 = e
+    mark = 0
+    if forming:  # evaluated on top of the last final bar, then undone
+        if I[r, FORM_T] != ti:
+            if I[r, FORM_T] != NONE:  # a forming bar that never closed: retract all it said
+                e = reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i, RETRACTED_PROVISIONAL, tmp, nr)
+            for j in range(nr):
+                I[r, m_form + j] = 0
+            I[r, FORM_T] = ti
+        mark = int(S[r, JLEN])
+    elif revision:
+        undo(S, r, 0)
+    else:
+        forget(S, r)
+        I[r, LAST_T] = ti
+    e1 = e
+    state = PROVISIONAL if forming else CONFIRMED
+    e = _apply(S, I, r, i, ti, o, h, lo, c, v, EI, EF, e, state, forming or nd)
+    if forming:
+        for k in range(S.shape[1]):  # the forming bar's state, for snapshots
+            F[r, k] = S[r, k]
+        undo(S, r, mark)
+        e = reconcile(EI, EF, e1, e, I, r, m_form, m_form, True, i, RETRACTED_PROVISIONAL, tmp, nr)
+        stats[STAT_FORMING] += 1
+    elif revision:
+        e = reconcile(EI, EF, e1, e, I, r, m_final, m_final, True, i, RETRACTED_FINAL, tmp, nr)
+        stats[STAT_REVISED] += 1
+    else:
+        ft = I[r, FORM_T]
+        if ft != NONE and ft <= ti:  # the forming bar closed (its provisional events are
+            # confirmed or retracted), or was abandoned (all retracted)
+            lo_ = e1 if ft == ti else e
+            e = reconcile(EI, EF, lo_, e, I, r, m_form, m_form, False, i, RETRACTED_PROVISIONAL, tmp, nr)
+            for j in range(nr):
+                I[r, m_form + j] = 0
+            I[r, FORM_T] = NONE
+        if nd:  # a revision may follow: remember what this bar fired
+            for j in range(nr):
+                I[r, m_final + j] = 0
+            reconcile(EI, EF, e1, e, I, r, m_final, m_final, False, i, RETRACTED_FINAL, tmp, nr)
+        stats[STAT_BARS] += 1
+    if e > e0:
+        e = publish(EI, EF, e0, e, r, ti, quiet or (kd & WARM) != 0, SAYT, SAYV)
+    return e
+
+
 def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT, SAYV, F, maxev, stats, nr,
         quiet):
     """Step rows order[start:] of a batch; returns (next position in order, event count).
     Stops early, to be called again, when the event arrays could overflow. A template: see
     the module doc."""
-    m_final, m_form, tmp = MASKS, MASKS + nr, MASKS + 3 * nr
     n = t.shape[0]
     cap = EI.shape[0]
     e = 0
@@ -203,56 +258,13 @@ def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT
         if e + maxev > cap:
             return ii, e
         i = order[ii]
-        r = sym[i]
-        ti = t[i]
-        last = I[r, LAST_T]
-        forming = (kind[i] & FORMING) != 0
-        if ti < last or (forming and ti == last):  # older than the last final bar: refused
-            stats[STAT_REJECTED] += 1
-            continue
-        revision = not forming and ti == last  # as if it had come instead of the last bar
-        e0 = e
-        mark = 0
-        if forming:  # evaluated on top of the last final bar, then undone
-            if I[r, FORM_T] != ti:
-                if I[r, FORM_T] != NONE:  # a forming bar that never closed: retract all it said
-                    e = reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i, RETRACTED_PROVISIONAL,
-                                  tmp, nr)
-                for j in range(nr):
-                    I[r, m_form + j] = 0
-                I[r, FORM_T] = ti
-            mark = int(S[r, JLEN])
-        elif revision:
-            undo(S, r, 0)
-        else:
-            forget(S, r)
-            I[r, LAST_T] = ti
-        e1 = e
-        e = _apply(S, I, r, i, ti, op[i], hi[i], lo[i], cl[i], vo[i], EI, EF, e,
-                   PROVISIONAL if forming else CONFIRMED, forming or need[i] != 0)
-        if forming:
-            for c in range(S.shape[1]):  # the forming bar's state, for snapshots
-                F[r, c] = S[r, c]
-            undo(S, r, mark)
-            e = reconcile(EI, EF, e1, e, I, r, m_form, m_form, True, i, RETRACTED_PROVISIONAL, tmp, nr)
-            stats[STAT_FORMING] += 1
-        elif revision:
-            e = reconcile(EI, EF, e1, e, I, r, m_final, m_final, True, i, RETRACTED_FINAL, tmp, nr)
-            stats[STAT_REVISED] += 1
-        else:
-            ft = I[r, FORM_T]
-            if ft != NONE and ft <= ti:  # the forming bar closed (its provisional events are
-                # confirmed or retracted), or was abandoned (all retracted)
-                lo_ = e1 if ft == ti else e
-                e = reconcile(EI, EF, lo_, e, I, r, m_form, m_form, False, i, RETRACTED_PROVISIONAL, tmp, nr)
-                for j in range(nr):
-                    I[r, m_form + j] = 0
-                I[r, FORM_T] = NONE
-            if need[i]:  # a revision may follow: remember what this bar fired
-                for j in range(nr):
-                    I[r, m_final + j] = 0
-                reconcile(EI, EF, e1, e, I, r, m_final, m_final, False, i, RETRACTED_FINAL, tmp, nr)
-            stats[STAT_BARS] += 1
-        if e > e0:
-            e = publish(EI, EF, e0, e, r, ti, quiet or (kind[i] & WARM) != 0, SAYT, SAYV)
+        e = _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, e, i, sym[i], t[i], op[i], hi[i], lo[i],
+                 cl[i], vo[i], kind[i], need[i] != 0)
     return n, e
+
+
+def run_one(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, r, ti, o, h, lo, c, v, kd):
+    """One bar given as values, row 0 of its batch, journaled (a revision may follow): the live
+    call, with ten arrays fewer to pass than `run` (each costs numba's dispatch time). Returns
+    the event count. A template: see the module doc."""
+    return _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, 0, 0, r, ti, o, h, lo, c, v, kd, True)
