@@ -136,14 +136,13 @@ class Engine:
                 return None
             return (np.concatenate([x[0] for x in said]), np.concatenate([x[1] for x in said]),
                     any(x[2] for x in said))
-        if n == 1:  # the live case: one bar, passed as values (no arrays built)
+        if n == 1:  # the live case: one bar (no arrays built)
             names = batch.symbols
             r = self._symbol_id(names[batch.sym[0]] if len(names) > 1 else names[0])
             b = batch
             ne = self.kernel.run_one(self.S, self.I, self.EI, self.EF, self.SAYT, self.SAYV, self.F,
-                                     self.stats, self._nr, not emit, r, b.t.item(0), b.open.item(0),
-                                     b.high.item(0), b.low.item(0), b.close.item(0), b.volume.item(0),
-                                     b.kind.item(0))
+                                     self.stats, self._nr, not emit, r, b.t, b.open, b.high, b.low, b.close,
+                                     b.volume, b.kind)
             return (self.EI[:ne].copy(), self.EF[:ne].copy(), False) if ne else None
         known = self._sid.get
         lut = np.array([known(s, -1) for s in batch.symbols], dtype=np.int64)

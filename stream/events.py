@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -62,8 +63,10 @@ def from_columns(timeframe: str, symbols: list[str], rule_names: list[str], deco
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def rfc3339(ns: int) -> str:
-    """Nanoseconds since the epoch -> '2024-05-01T13:30:00Z' (fraction only when present)."""
+    """Nanoseconds since the epoch -> '2024-05-01T13:30:00Z' (fraction only when present).
+    Cached (~1 us a text): a bar's events, their retractions and the table ask for the same times."""
     s, frac = divmod(int(ns), 1_000_000_000)
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
     if frac:

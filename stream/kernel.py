@@ -263,8 +263,9 @@ def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT
     return n, e
 
 
-def run_one(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, r, ti, o, h, lo, c, v, kd):
-    """One bar given as values, row 0 of its batch, journaled (a revision may follow): the live
-    call, with ten arrays fewer to pass than `run` (each costs numba's dispatch time). Returns
-    the event count. A template: see the module doc."""
-    return _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, 0, 0, r, ti, o, h, lo, c, v, kd, True)
+def run_one(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, r, t, op, hi, lo, cl, vo, kind):
+    """A one-bar batch (symbol r; the columns of its row 0), journaled (a revision may follow):
+    the live call, with fewer arguments for numba to dispatch than `run` (each costs time).
+    Returns the event count. A template: see the module doc."""
+    return _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, 0, 0, r, t[0], op[0], hi[0], lo[0], cl[0],
+                vo[0], kind[0], True)

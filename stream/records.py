@@ -114,10 +114,10 @@ class EventBlock(Sequence[Event]):
     def _objects(self, rows: slice) -> list[Event]:
         eng, r = self.engine, self.rec[rows]
         start = rows.indices(len(self))[0]
+        cols = r.T.tolist()  # one call for every int column
         return from_columns(eng.timeframe, eng.symbols, eng.rule_names, eng.decoders, self.seq0 + start,
-                            r[:, E_SYM].tolist(), stamps(r[:, E_T]), r[:, E_RULE].tolist(),
-                            r[:, E_KIND].tolist(), r[:, E_STATE].tolist(), self.late[rows].tolist(),
-                            self.vals[rows].tolist())
+                            cols[E_SYM], stamps(r[:, E_T]), cols[E_RULE], cols[E_KIND], cols[E_STATE],
+                            self.late[rows].tolist(), self.vals[rows].tolist())
 
     def _event(self, q: int) -> Event:
         return self._objects(slice(q, q + 1))[0]
