@@ -257,7 +257,7 @@ class LiveTable:
     spending at most `budget` of the time drawing, so a big table slows its rate, not the engine."""
 
     def __init__(self, console: Console, frame: Callable[[int, int], Group], fps: float = 10.0,
-                 budget: float = 0.05) -> None:
+                 budget: float = 0.03) -> None:
         self.console = console
         self.budget = budget
         self.frame = frame  # (width, height) -> renderable
