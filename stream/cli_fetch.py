@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .bars import BarBatch
-from .config import FEEDS, TIMEFRAMES, ConfigError, load_config
-from .feeds.history import ADJUSTMENTS, History, HistoryError
+from .config import ADJUSTMENTS, FEEDS, TIMEFRAMES, ConfigError, load_config
 from .recorder import write_parquet
 
 KEY_ENV, SECRET_ENV, DATA_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "BARWATCH_ALPACA_DATA_URL"
@@ -97,6 +96,8 @@ def main(args: argparse.Namespace) -> int:
     if out.parent and not out.parent.is_dir():
         _say(f"barwatch: --out {out}: no such directory {out.parent}")
         return EXIT_BAD
+    from .feeds.history import History, HistoryError  # alpaca-py (and pandas): only when fetching
+
     history = History(os.environ[KEY_ENV], os.environ[SECRET_ENV],
                       os.environ.get(DATA_ENV) or settings.alpaca.data_url, feed, args.adjustment)
     console = Console(stderr=True)

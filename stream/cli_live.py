@@ -17,7 +17,6 @@ from .cli_common import say as _say
 from .config import FEEDS, TIMEFRAMES, ConfigError, Settings, load_config
 from .engine import Engine
 from .feeds.alpaca import StreamFatal
-from .feeds.live import LiveFeed
 from .outputs.fanout import FanOut, ServeError, parse_address
 from .outputs.jsonl import JsonLines, OutputClosed, silence_stdout
 from .outputs.table import Board, Columns, LiveTable, Stats
@@ -187,6 +186,8 @@ async def _run(p: Plan) -> int:
     def log(line: str) -> None:
         lines.append(line)
         _say(line)
+
+    from .feeds.live import LiveFeed  # alpaca-py (and pandas): only when watching
 
     feed = LiveFeed(engine, p.symbols, p.key, p.secret, feed=p.feed, stream_url=p.stream_url,
                     data_url=p.data_url, stall_seconds=settings.alpaca.stall_seconds,

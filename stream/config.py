@@ -14,6 +14,7 @@ INDICATOR_TYPES = ("sma", "ema", "rsi", "max", "min")
 SOURCES = ("open", "high", "low", "close", "volume")
 TIMEFRAMES = ("1Min", "5Min", "15Min", "1Hour", "1Day")
 FEEDS = ("iex", "sip", "delayed_sip", "test", "crypto")
+ADJUSTMENTS = ("raw", "split", "dividend", "all")  # Alpaca's corporate-action adjustments (REST bars)
 
 # rule type -> {key: (python type(s), required, default)}
 _NUM = (int, float)

@@ -23,9 +23,9 @@ from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
 from ..bars import FINAL
+from ..config import ADJUSTMENTS
 
 DAY = 86_400 * 1_000_000_000
-ADJUSTMENTS = ("raw", "split", "dividend", "all")
 TIMEFRAMES = {
     "1Min": TimeFrame(1, TimeFrameUnit.Minute),
     "5Min": TimeFrame(5, TimeFrameUnit.Minute),
