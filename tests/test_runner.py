@@ -113,3 +113,55 @@ def test_paced_feed_is_one_bar_time_per_batch(want):
     assert np.array_equal(np.concatenate([b.close for b in seen]), np.concatenate([b.close for b in direct]))
     _, got = run(ReplayFeed(Reader([default_data()], start=1293840000 * 10**9), Pacer(1e12)))
     assert got == want
+
+
+class _Chunks:
+    """A reader stand-in: a real generator of batches that can fail at chunk `fail`, and
+    records which thread read each chunk and when reading is asked past a stop."""
+
+    def __init__(self, batch: BarBatch, size: int, fail: int | None = None) -> None:
+        self.batch, self.size, self.fail = batch, size, fail
+        self.read: list[int] = []
+        self.threads: set[str] = set()
+
+    def __iter__(self):
+        import threading
+
+        for k, i in enumerate(range(0, len(self.batch), self.size)):
+            self.threads.add(threading.current_thread().name)
+            if k == self.fail:
+                raise ValueError(f"bad chunk {k}")
+            self.read.append(k)
+            yield slice_batch(self.batch, i, i + self.size)
+
+
+def test_feed_reads_ahead_in_order_in_one_thread_and_an_error_comes_after_the_chunks_before_it(batch):
+    chunks_ = _Chunks(batch, 100, fail=6)
+    got: list[BarBatch] = []
+
+    async def collect():
+        async for b in ReplayFeed(chunks_):
+            got.append(b)
+            await asyncio.sleep(0.01)  # the engine's time: reads run ahead meanwhile
+
+    with pytest.raises(ValueError, match="bad chunk 6"):
+        asyncio.run(collect())
+    assert [int(b.t[0]) for b in got] == [int(batch.t[100 * k]) for k in range(6)]  # in order, all six
+    assert len(chunks_.threads) == 1 and chunks_.threads != {"MainThread"}
+
+
+def test_feed_stopped_early_reads_at_most_its_lookahead_more(batch):
+    from stream.replay_feed import AHEAD
+
+    chunks_ = _Chunks(batch, 100)
+    got: list[BarBatch] = []
+
+    async def collect():
+        async for b in ReplayFeed(chunks_):
+            got.append(b)
+            if len(got) == 3:
+                break
+        await asyncio.sleep(0.2)  # anything still queued would have run by now
+
+    asyncio.run(collect())
+    assert len(got) == 3 and 3 <= len(chunks_.read) <= 3 + AHEAD
