@@ -385,20 +385,7 @@ def _show(value: object) -> str:
 
 def slice_batch(batch: BarBatch, start: int, stop: int) -> BarBatch:
     """Rows [start, stop) of a batch (views, same symbols list): for pacing one bar time at a time."""
-    return BarBatch(
-        symbols=batch.symbols,
-        sym=batch.sym[start:stop],
-        t=batch.t[start:stop],
-        open=batch.open[start:stop],
-        high=batch.high[start:stop],
-        low=batch.low[start:stop],
-        close=batch.close[start:stop],
-        volume=batch.volume[start:stop],
-        trade_count=batch.trade_count[start:stop],
-        vwap=batch.vwap[start:stop],
-        kind=batch.kind[start:stop],
-        late=batch.late,
-    )
+    return batch.rows(start, stop)
 
 
 def write_parquet(path: str | Path, batches: Iterable[BarBatch]) -> int:
