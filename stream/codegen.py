@@ -213,9 +213,11 @@ def source(p: Program) -> str:
     g.apply()
     g.triggers()
     # the templates: one bar (inlined into the loops), a batch's loop (nogil: a replay encodes
-    # the previous batch's lines in a worker thread meanwhile), one bar given as values
-    templates = [("inline='always'", kernel._bar), ("nogil=True", kernel.run), ("nogil=True", kernel.run_one)]
-    return HEADER + "\n".join(g.lines) + "".join(
+    # the previous batch's lines in a worker thread meanwhile), the state buffers' views, one bar
+    templates = [("inline='always'", kernel._bar), ("nogil=True", kernel.run),
+                 ("inline='always'", kernel.unpack), ("nogil=True", kernel.run_one)]
+    sizes = f"WIDTH, NR = {p.width}, {len(p.rules)}  # this config's state row width and rule count\n\n"
+    return HEADER + sizes + "\n".join(g.lines) + "".join(
         f"\n\n@njit(cache=True, _nrt=False, {flag})\n" + inspect.getsource(fn) for flag, fn in templates)
 
 

@@ -21,12 +21,13 @@ from .kernel import (
     LAST_T,
     MASKS,
     NONE,
-    SAID_SLOTS,
     STAT_BARS,
     STAT_REJECTED,
     STAT_REVISED,
     by_symbol,
     journal_needed,
+    kernel_sizes,
+    unpack,
 )
 from .lines import LineEncoder
 from .program import Program, compile_program
@@ -35,14 +36,12 @@ from .signals import bands
 from .signals.common import (
     CLOSE,
     E_ROW,
-    E_WIDTH,
     HIGH,
     I_OFF,
     LOW,
     NBARS,
     OPEN,
     PREV_CLOSE,
-    V_WIDTH,
     VOLUME,
 )
 
@@ -60,20 +59,14 @@ class Engine:
         self.config = config if config is not None else load_config()
         self.program: Program = compile_program(self.config)
         self.kernel = codegen.load(self.program)
+        self._run_one = self.kernel.run_one
         self.timeframe = self.config.timeframe
         self.symbols: list[str] = []
         self._sid: dict[str, int] = {}
         p = self.program
         self._nr = len(p.rules)
-        self.S = np.zeros((0, p.width))
-        self.I = np.zeros((0, MASKS + 4 * self._nr), dtype=np.int64)
-        self.SAYT = np.zeros((0, SAID_SLOTS * self._nr), dtype=np.int64)  # what was said: time,
-        self.SAYV = np.zeros((0, SAID_SLOTS * self._nr * V_WIDTH))  # values (for retractions)
-        self.F = np.zeros((0, p.width))  # each symbol's state with its latest forming bar applied
-        cap = max(event_capacity, 4 * p.max_events)
-        self.EI = np.zeros((cap, E_WIDTH), dtype=np.int64)
-        self.EF = np.zeros((cap, V_WIDTH), dtype=np.float64)
-        self.stats = np.zeros(4, dtype=np.int64)
+        self._ecap = max(event_capacity, 4 * p.max_events)
+        self._allocate(0)
         self.seq = 0
         self.rule_names = [r.name for r in p.rules]
         self.fields = [value_fields(r, *p.rule_inputs[j]) for j, r in enumerate(p.rules)]
@@ -87,15 +80,11 @@ class Engine:
             return sid
         sid = len(self.symbols)
         if sid == len(self.S):  # grow by doubling: amortised O(1) per new symbol
-            cap = max(16, 2 * len(self.S))
-
-            def grown(a: np.ndarray) -> np.ndarray:
-                out = np.zeros((cap, a.shape[1]), dtype=a.dtype)
-                out[:sid] = a
-                return out
-
-            self.S, self.I, self.SAYT, self.SAYV, self.F = map(grown, (self.S, self.I, self.SAYT, self.SAYV,
-                                                                       self.F))
+            kept = (self.S, self.I, self.SAYT, self.SAYV, self.F, self.stats.copy())
+            self._allocate(max(16, 2 * sid))
+            for new, old in zip((self.S, self.I, self.SAYT, self.SAYV, self.F), kept, strict=False):
+                new[:sid] = old
+            self.stats[:] = kept[-1]
         self.S[sid] = self.program.template
         self.I[sid] = 0
         self.I[sid, LAST_T] = NONE
@@ -108,6 +97,18 @@ class Engine:
         self.symbols.append(symbol)
         return sid
 
+    def _allocate(self, cap: int) -> None:
+        """State for `cap` symbols (zeroed) in two buffers, one of floats and one of ints, and the
+        arrays the kernel reads as views of them: a one-bar call hands numba two arrays, not eight
+        (each costs dispatch time). Layout: stream.kernel.unpack."""
+        p, nr = self.program, self._nr
+        fb, ib = kernel_sizes(cap, self._ecap, p.width, nr)
+        self._fb = np.zeros(fb)
+        self._ib = np.zeros(ib, dtype=np.int64)
+        self._cap = cap
+        (self.S, self.F, self.SAYV, self.EF, self.stats, self.I, self.SAYT,
+         self.EI) = unpack(self._fb, self._ib, cap, p.width, nr)
+
     # ---- stepping --------------------------------------------------------------------------
     def step(self, batch: BarBatch, emit: bool = True) -> EventBlock:
         """Step every bar of the batch in order; what they say, numbered from `seq` + 1.
@@ -117,8 +118,24 @@ class Engine:
 
     def process(self, batch: BarBatch, emit: bool = True) -> list[Event]:
         """Step every bar of the batch in order; the events they fire (none if not emit)."""
-        said = self._run(batch, emit)
+        if len(batch.t) == 1:  # the live case, first
+            ne = self._one(batch, emit)
+            if not ne:
+                return []
+            said = self.EI[:ne].copy(), self.EF[:ne].copy(), False
+        else:
+            said = self._run(batch, emit)
         return [] if said is None else self._block(batch, *said).events()
+
+    def _one(self, batch: BarBatch, emit: bool) -> int:
+        """A one-bar batch through the kernel's `run_one` (no arrays built); its event count."""
+        names = batch.symbols
+        name = names[batch.sym[0]] if len(names) > 1 else names[0]
+        r = self._sid.get(name)
+        if r is None:
+            r = self._symbol_id(name)
+        return self._run_one(self._fb, self._ib, self._cap, not emit, r, batch.t, batch.open, batch.high,
+                             batch.low, batch.close, batch.volume, batch.kind)
 
     def _run(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray, bool] | None:
         """The kernel over a batch: its event records, value records, and whether they are grouped
@@ -136,13 +153,8 @@ class Engine:
                 return None
             return (np.concatenate([x[0] for x in said]), np.concatenate([x[1] for x in said]),
                     any(x[2] for x in said))
-        if n == 1:  # the live case: one bar (no arrays built)
-            names = batch.symbols
-            r = self._symbol_id(names[batch.sym[0]] if len(names) > 1 else names[0])
-            b = batch
-            ne = self.kernel.run_one(self.S, self.I, self.EI, self.EF, self.SAYT, self.SAYV, self.F,
-                                     self.stats, self._nr, not emit, r, b.t, b.open, b.high, b.low, b.close,
-                                     b.volume, b.kind)
+        if n == 1:
+            ne = self._one(batch, emit)
             return (self.EI[:ne].copy(), self.EF[:ne].copy(), False) if ne else None
         known = self._sid.get
         lut = np.array([known(s, -1) for s in batch.symbols], dtype=np.int64)

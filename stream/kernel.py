@@ -36,10 +36,35 @@ STAT_REJECTED, STAT_REVISED, STAT_BARS, STAT_FORMING = range(4)
 SAID_SLOTS = 4  # per rule: its two kinds x (final, forming)
 
 __all__ = [
-    "CONFIRMED", "FORMING", "FORM_T", "JLEN", "LAST_T", "MASKS", "NONE", "PROVISIONAL",
-    "RETRACTED_FINAL", "RETRACTED_PROVISIONAL", "STAT_BARS", "STAT_FORMING", "STAT_REJECTED",
-    "STAT_REVISED", "WARM", "forget", "math", "njit", "publish", "reconcile", "undo",
+    "CONFIRMED", "E_WIDTH", "FORMING", "FORM_T", "JLEN", "LAST_T", "MASKS", "NONE", "PROVISIONAL",
+    "RETRACTED_FINAL", "RETRACTED_PROVISIONAL", "SAID_SLOTS", "STAT_BARS", "STAT_FORMING", "STAT_REJECTED",
+    "STAT_REVISED", "V_WIDTH", "WARM", "forget", "math", "njit", "publish", "reconcile", "undo",
 ]
+WIDTH = NR = 0  # a config's state row width and rule count: the generated module sets its own
+
+
+def kernel_sizes(cap: int, ecap: int, width: int, nr: int) -> tuple[int, int]:
+    """Lengths of the float and int state buffers (`unpack`) for cap symbols and ecap event records."""
+    return (cap * (2 * width + SAID_SLOTS * nr * V_WIDTH) + ecap * V_WIDTH,
+            4 + cap * (MASKS + 4 * nr + SAID_SLOTS * nr) + ecap * E_WIDTH)
+
+
+def unpack(fb, ib, cap, width, nr):
+    """The engine's arrays as views of its two buffers (cap symbols): from the floats S (state
+    rows), F (with the forming bar), SAYV (values said, per rule slot) and EF (event values); from
+    the ints stats, I (times and masks), SAYT (times said) and EI (event records). Plain Python
+    for the engine, compiled (inlined) into a generated kernel's `run_one`."""
+    vw = SAID_SLOTS * nr * V_WIDTH
+    iw = MASKS + 4 * nr
+    tw = SAID_SLOTS * nr
+    a = cap * width
+    b = a + a
+    c = b + cap * vw
+    d = 4 + cap * iw
+    e = d + cap * tw
+    return (fb[:a].reshape((cap, width)), fb[a:b].reshape((cap, width)), fb[b:c].reshape((cap, vw)),
+            fb[c:].reshape((-1, V_WIDTH)), ib[:4], ib[4:d].reshape((cap, iw)), ib[d:e].reshape((cap, tw)),
+            ib[e:].reshape((-1, E_WIDTH)))
 
 
 @njit(cache=True, _nrt=False)
@@ -263,9 +288,11 @@ def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT
     return n, e
 
 
-def run_one(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, r, t, op, hi, lo, cl, vo, kind):
-    """A one-bar batch (symbol r; the columns of its row 0), journaled (a revision may follow):
-    the live call, with fewer arguments for numba to dispatch than `run` (each costs time).
-    Returns the event count. A template: see the module doc."""
-    return _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, 0, 0, r, t[0], op[0], hi[0], lo[0], cl[0],
+def run_one(FB, IB, cap, quiet, r, t, op, hi, lo, cl, vo, kind):
+    """A one-bar batch (symbol r; the columns of its row 0) over the state buffers of `unpack`
+    (cap symbols), journaled (a revision may follow): the live call, with as few arguments for
+    numba to dispatch as can be (each costs time). Returns the event count. A template: see the
+    module doc."""
+    S, F, SAYV, EF, stats, I, SAYT, EI = unpack(FB, IB, cap, WIDTH, NR)
+    return _bar(S, I, EI, EF, SAYT, SAYV, F, stats, NR, quiet, 0, 0, r, t[0], op[0], hi[0], lo[0], cl[0],
                 vo[0], kind[0], True)
