@@ -645,8 +645,10 @@ def test_big_file_reads_in_bounded_memory(tmp_path: Path, daily: pl.DataFrame, l
     assert big["py_peak"] < sizes[1] / 20, (big, sizes)  # numpy buffers of a few chunks, not the file
     # everything, polars and Arrow included (a row group bigger than a chunk is read whole)
     assert big["rss_growth"] < sizes[1] * 0.6, (big, sizes)
-    # two million more rows (about 140 MB in memory) add little: memory follows chunk_rows, not the file
-    assert big["rss_growth"] - small["rss_growth"] < (sizes[1] - sizes[0]) / 5, (small, big, sizes)
+    # two million more rows (about 140 MB in memory) add little: memory follows chunk_rows, not the
+    # file (10-20 MB more in most runs, up to 32 MB seen: the allocators keep some pages a while; a
+    # reader holding the file would add all 140)
+    assert big["rss_growth"] - small["rss_growth"] < (sizes[1] - sizes[0]) / 3, (small, big, sizes)
 
 
 # ---- CSV read a block at a time ----------------------------------------------------------------
