@@ -9,6 +9,7 @@ by polars; the recorder's Arrow IPC stream a record batch at a time. Memory foll
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import zlib
 from collections.abc import Iterator
@@ -94,6 +95,25 @@ def record_end(data: bytes) -> int:
     return int(ok[-1]) + 1 if len(ok) else 0
 
 
+def records(data: bytes) -> tuple[bytes, np.ndarray | None]:
+    """Whole CSV records (the last may lack its newline) without their blank lines, and each kept
+    record's line (0-based, from the start of data); None when every line is one kept record."""
+    b = np.frombuffer(data, np.uint8)
+    nl = np.flatnonzero(b == 10)
+    ends = nl if data.find(b'"') < 0 else nl[(np.cumsum(b == 34, dtype=np.uint8)[nl] & 1) == 0]
+    if len(data) and data[-1] != 10:
+        ends = np.append(ends, len(data))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    size = ends - starts
+    blank = (size == 0) | ((size == 1) & (b[np.minimum(starts, len(b) - 1)] == 13))
+    if len(ends) == len(nl) + (len(data) and data[-1] != 10) and not blank.any():
+        return data, None
+    keep = np.ones(len(b), bool)
+    for lo, hi in zip(starts[blank].tolist(), np.minimum(ends[blank] + 1, len(b)).tolist(), strict=True):
+        keep[lo:hi] = False
+    return b[keep].tobytes(), np.searchsorted(nl, starts[~blank])
+
+
 def _floats(s: pl.Series) -> np.ndarray:
     """A column as float64 (NaN where missing or not a number)."""
     if s.dtype == pl.Float64 and not s.null_count():
@@ -163,6 +183,8 @@ class Source:
         except OSError as e:
             raise BadData(self.name, f"cannot read: {e.strerror or first_line(e)}") from None
         self.unit = "line" if self.kind == "csv" else "row"
+        self._shift_rows: list[int] = []  # CSV: from record _shift_rows[k] on, a record's line is
+        self._shifts: list[int] = []  # its number + 2 + _shifts[k] (blank lines, records over lines)
         try:
             if self.kind == "parquet":
                 self.lf = pl.scan_parquet(p, row_index_name="__row")
@@ -198,8 +220,12 @@ class Source:
         return BadData(self.name, f"cannot read as {what}: {first_line(e)}")
 
     def where(self, row: int) -> int:
-        """The row number shown to people: data row (1-based), or CSV line (header = line 1)."""
-        return row + (2 if self.kind == "csv" else 1)
+        """The row number shown to people: data row (1-based), or CSV line (header = line 1; blank
+        lines and records spanning lines counted as the file has them)."""
+        if self.kind != "csv":
+            return row + 1
+        k = bisect.bisect_right(self._shift_rows, row) - 1
+        return row + 2 + (self._shifts[k] if k >= 0 else 0)
 
     @property
     def excluded(self) -> bool:
@@ -264,6 +290,8 @@ class Source:
             gz = f.read(2) == b"\x1f\x8b"
         idx = sorted({self._names.index(c) for c in columns})
         names = [self._names[i] for i in idx]
+        self._shift_rows, self._shifts = [], []
+        row = line = shift = 0  # records and lines read (after the header), and the current shift
         with gzip.open(self.path, "rb") if gz else open(self.path, "rb") as f:
             f.readline()  # the header (its names are polars' reading of it)
             rest = b""
@@ -273,10 +301,21 @@ class Source:
                 cut = len(data) if not block else record_end(data)
                 rest = data[cut:]
                 if cut:
-                    df = pl.read_csv(
-                        data[:cut], has_header=False, infer_schema=False, columns=idx, raise_if_empty=False
-                    )
-                    yield df.rename(dict(zip(df.columns, names, strict=True)))
+                    kept, lines = records(data[:cut])
+                    if kept:
+                        df = pl.read_csv(kept, has_header=False, infer_schema=False, columns=idx,
+                                         raise_if_empty=False)
+                        n = df.height
+                        # each record's line minus its number: where that changes, where() learns it
+                        moved = line - row + (0 if lines is None else lines - np.arange(n))
+                        at = np.flatnonzero(np.diff(np.broadcast_to(moved, n), prepend=shift))
+                        if len(at):
+                            self._shift_rows += (row + at).tolist()
+                            self._shifts += np.broadcast_to(moved, n)[at].tolist()
+                            shift = self._shifts[-1]
+                        row += n
+                        yield df.rename(dict(zip(df.columns, names, strict=True)))
+                    line += data.count(b"\n", 0, cut)
                 if not block:
                     return
 

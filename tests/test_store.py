@@ -681,3 +681,29 @@ def test_csv_cut_into_tiny_blocks_reads_as_the_whole_file(tmp_path: Path, monkey
     monkeypatch.setattr(replay.source, "CSV_BLOCK", 64)
     assert_frame_equal(read_all(Reader([path], chunk_rows=7)), whole)
     assert whole.height == 60 and sorted(set(whole["symbol"])) == ["BRK,B", "IBM", "NEW\nLINE", 'Q"X']
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+@pytest.mark.parametrize("block", [None, 16])
+def test_csv_blank_lines_are_not_rows_and_a_fault_names_the_files_own_line(tmp_path: Path, monkeypatch,
+                                                                          eol: str, block: int | None) -> None:
+    """Blank lines (between rows, and at the end as editors leave them) are not rows; a bad row's
+    line number is the file's, counting blank lines and a quoted name over two lines (in one block,
+    and in blocks cut anywhere)."""
+    import replay.source
+
+    if block:
+        monkeypatch.setattr(replay.source, "CSV_BLOCK", block)
+    lines = ["symbol,t,open,high,low,close", "IBM,2024-01-02,1,2,0.5,1.5", "", "IBM,2024-01-03,1,2,0.5,1.5",
+             '"NEW', 'LINE",2024-01-03,1,2,0.5,1.5', "", "", "IBM,2024-01-04,1,2,0.5,1.5", "", ""]
+    good = tmp_path / "good.csv"
+    good.write_bytes(eol.join(lines).encode())
+    df = read_all(Reader([good]))
+    assert df["symbol"].to_list() == ["IBM", "IBM", f"NEW{eol}LINE", "IBM"]
+    lines[8] = "IBM,2024-01-04,1,0.2,0.5,1.5"  # line 9 of the file
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(eol.join(lines).encode())
+    with pytest.raises(BadData, match="line 9: high < low"):
+        read_all(Reader([bad]))
+    with pytest.raises(BadData, match="line 9: high < low"):
+        read_all(Reader([bad], check_first=False))
