@@ -1,8 +1,9 @@
 """Minute bars -> 1Min/5Min/15Min/1Hour/1Day bars of the regular session, forming and final.
 
 Buckets are those of the New York regular session, 09:30-16:00 America/New_York (DST
-correct, through zoneinfo): 5Min and 15Min bars start at 09:30, 09:35...; 1Hour bars at
-09:30, 10:30, ... 15:30 (the last one 30 minutes long); a 1Day bar is labelled with the
+correct, through zoneinfo; 09:30-13:00 on the NYSE's early-close days, from exchange_calendars):
+5Min and 15Min bars start at 09:30, 09:35...; 1Hour bars at 09:30, 10:30, ... 15:30 (the last one
+30 minutes long; 12:30-13:00 on an early close); a 1Day bar is labelled with the
 session's date at midnight New York, as Alpaca labels its daily bars. Minutes outside the
 session are not part of any bucket (counted). 1Min passes every minute through, extended
 hours included. Crypto (`session=False`) uses UTC-aligned buckets and UTC days.
@@ -16,6 +17,8 @@ step is compiled, so a frame of 10,000 symbols costs about a millisecond.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -41,14 +44,34 @@ P_O, P_H, P_L, P_V, P_N, P_PV, M_O, M_H, M_L, M_C, M_V, M_N, M_PV = range(13)
 C_DUP, C_STALE, C_OUTSIDE = range(3)
 
 
+@functools.cache
+def special_sessions() -> dict[int, tuple[int, int]]:
+    """(open, close) in ns UTC of the NYSE sessions that do not run 09:30-16:00 (the early closes
+    at 13:00 before and after holidays, any late open), by UTC day number, 1990 to two years
+    ahead: from exchange_calendars' XNYS calendar, loaded on first need (pandas: ~0.5 s)."""
+    import exchange_calendars as xcals
+    import pandas as pd
+
+    end = pd.Timestamp.today().normalize() + pd.Timedelta(days=730)
+    with warnings.catch_warnings():  # the library's own pandas deprecations: nothing a user can act on
+        warnings.simplefilter("ignore")
+        cal = xcals.get_calendar("XNYS", start="1990-01-01", end=end)
+        days = cal.early_closes.union(cal.late_opens)
+        rows = cal.schedule.loc[days]
+    return {int(d.value // DAY): (int(o.value), int(c.value))
+            for d, o, c in zip(days, rows["open"], rows["close"], strict=True)}
+
+
 def session_bounds(day: int) -> tuple[int, int, int]:
-    """(midnight, open, close) of the New York session on UTC day `day`, in ns UTC."""
+    """(midnight, open, close) of the New York session on UTC day `day`, in ns UTC: 09:30-16:00,
+    or the exchange's hours that day when it closes early (the day after Thanksgiving, ...)."""
     d = date(1970, 1, 1) + timedelta(days=int(day))
 
     def ns(h: int, m: int) -> int:
         return int(datetime(d.year, d.month, d.day, h, m, tzinfo=NY).timestamp()) * 1_000_000_000
 
-    return ns(0, 0), ns(9, 30), ns(16, 0)
+    special = special_sessions().get(int(day))
+    return (ns(0, 0), *special) if special else (ns(0, 0), ns(9, 30), ns(16, 0))
 
 
 _BOUNDS: dict[int, tuple[int, int, int]] = {}
@@ -202,6 +225,8 @@ class Aggregator:
             raise ValueError(f"unknown timeframe {timeframe!r}")
         self.timeframe = timeframe
         self.session = session and timeframe != "1Min"
+        if self.session:
+            special_sessions()  # loaded now, not when the first minute arrives
         self.symbols: list[str] = []
         self.index: dict[str, int] = {}
         self.I = np.zeros((0, 4), dtype=np.int64)

@@ -177,3 +177,23 @@ def test_forming_bars_leave_confirmed_events_unchanged():
     assert len(b) > 20 and a == b
     states = {e.state for e in Engine(cfg).process(out)}
     assert states == {"confirmed", "provisional", "retracted"}
+
+
+def test_an_early_close_ends_the_day_and_the_last_hour_at_13_00():
+    """The day after Thanksgiving the NYSE closes at 13:00: the daily bar is final with the 12:59
+    minute (not three hours later), the last hour is 12:30-13:00, later minutes are outside; the
+    day before, a full session."""
+    for timeframe in ("1Day", "1Hour"):
+        assert bucket_of(ns(2026, 11, 25, 15, 59), timeframe)[1] == ns(2026, 11, 25, 16, 0)
+        assert bucket_of(ns(2026, 11, 27, 12, 59), timeframe)[1] == ns(2026, 11, 27, 13, 0)
+    assert session_bounds(ns(2019, 12, 24, 12, 0) // DAY)[2] == ns(2019, 12, 24, 13, 0)  # Christmas Eve
+    agg = Aggregator("1Day")
+    t0 = ns(2026, 11, 27, 9, 30)
+    out = agg.add_bars([Bar("SPY", t0 + k * MINUTE, 600 + k, 601 + k, 599 + k, 600 + k, 10.0) for k in range(215)])
+    assert out.kind.tolist() == [FORMING] * 209 + [FINAL]  # 09:30 .. 12:59; 13:00 .. 13:04 are outside
+    assert out.close[-1] == 809 and out.volume[-1] == 2100 and agg.outside == 5
+    assert agg.open_until() is None
+    hours = Aggregator("1Hour")
+    out = hours.add_bars([Bar("SPY", t0 + k * MINUTE, 1, 1, 1, 1, 1.0) for k in range(210)])
+    finals = out.t[out.kind == FINAL].tolist()
+    assert finals == [t0 + k * 60 * MINUTE for k in range(4)] and out.volume[-1] == 30
