@@ -40,7 +40,7 @@ from stream.events import rfc3339
 
 from . import merge, validate
 from .columns import EXCHANGE_TZ, PRICES, check_tz, parse_time
-from .source import BadData, Source, Symbols
+from .source import WHOLE_GROUP, BadData, Source, Symbols
 from .validate import FAULTS, NO_TIME
 
 __all__ = [
@@ -241,7 +241,9 @@ class Reader:
         rows = 0
         last_row = -1
         ordered = True
-        for raw in src.frames(("t",), self.chunk_rows):
+        # the times alone are small: read in big chunks (a Parquet row group whole), so the per-chunk
+        # Python, which holds the GIL while the kernels load in another thread, runs a tenth as often
+        for raw in src.frames(("t",), max(self.chunk_rows, WHOLE_GROUP)):
             last_row = int(raw.get_column("__row")[-1])
             t = src.times(raw)
             t = t[(t >= lo) & (t < hi)]

@@ -309,7 +309,8 @@ def test_fanout_filters_and_cuts_off_a_client_that_never_reads(tmp_path, bundled
     seen, got, code, reason, (some, code2, reason2) = asyncio.run(main())
     rest = p.communicate(timeout=60)[1].decode().splitlines()
     assert p.returncode == 0
-    assert code == 1013 and "too slow" in reason and got < len(bundled.splitlines())
+    assert code == 1013 and "too slow" in reason and got < len(bundled.splitlines()), (code, reason, got, seen,
+                                                                                   rest)
     assert "1013" in seen[-1]
     want = [x.decode() for x in bundled.splitlines()
             if json.loads(x)["symbol"] in ("IBM", "AAPL") and json.loads(x)["rule"] == "ma_cross"]

@@ -105,6 +105,7 @@ class _Client:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     cut: bool = False
     done: bool = False
+    closing: asyncio.Task | None = None  # the 1013 close of a client cut off
 
 
 class FanOut:
@@ -205,7 +206,7 @@ class FanOut:
         self._clients.discard(c)
         self.cutoffs += 1
         reason = f"too slow: more than {self.limit} events behind"
-        task = asyncio.get_running_loop().create_task(c.ws.close(TRY_AGAIN_LATER, reason))
+        task = c.closing = asyncio.get_running_loop().create_task(c.ws.close(TRY_AGAIN_LATER, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
         if self.on_cut is not None:
@@ -269,3 +270,5 @@ class FanOut:
             pass
         finally:
             self._clients.discard(c)
+            if c.closing is not None:  # cut off: its 1013 goes out before the 1000 the server
+                await asyncio.shield(c.closing)  # sends when a handler returns
