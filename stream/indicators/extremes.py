@@ -1,14 +1,16 @@
 """Highest and lowest input over the last n: a monotonic deque in a ring, amortised O(1).
 
 Popping only moves the deque's bounds; a push writes one slot, so a step journals a fixed
-number of writes and undo stays O(1).
+number of writes and undo stays O(1). The counters and the ring of input indices are
+integers kept as int64 bits in the state row (read through an int view: no conversions).
 """
 
+import numpy as np
 from numba import njit
 
 from .base import Indicator
 from .block import COUNT, HEAD, PREV, VALUE
-from .state import put
+from .state import put, puti
 
 FRONT = HEAD  # ring position of the deque's front
 LEN = HEAD + 1  # entries in the deque
@@ -25,12 +27,13 @@ WRITES = 7
 @njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, n, x, sign, jn):
     """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the journal length."""
-    c = int(S[r, o + COUNT])
-    h = int(S[r, o + FRONT])
-    m = int(S[r, o + LEN])
+    SI = S.view(np.int64)
+    c = SI[r, o + COUNT]
+    h = SI[r, o + FRONT]
+    m = SI[r, o + LEN]
     vals = o + VALS
     idx = o + VALS + n
-    if m > 0 and S[r, idx + h] <= c - n:  # the front left the window
+    if m > 0 and SI[r, idx + h] <= c - n:  # the front left the window
         h = h + 1 if h + 1 < n else 0
         m -= 1
     # positions wrap at most once: compare and subtract, no integer division
@@ -41,14 +44,14 @@ def step(S, r, o, n, x, sign, jn):
         m -= 1
     slot = h + m if h + m < n else h + m - n
     jn = put(S, r, jn, vals + slot, x)
-    jn = put(S, r, jn, idx + slot, c)
+    jn = puti(S, SI, r, jn, idx + slot, c)
     m += 1
     if c >= n - 1:
         jn = put(S, r, jn, o + PREV, S[r, o + VALUE])
         jn = put(S, r, jn, o + VALUE, S[r, vals + h])
-    jn = put(S, r, jn, o + FRONT, h)
-    jn = put(S, r, jn, o + LEN, m)
-    jn = put(S, r, jn, o + COUNT, c + 1)
+    jn = puti(S, SI, r, jn, o + FRONT, h)
+    jn = puti(S, SI, r, jn, o + LEN, m)
+    jn = puti(S, SI, r, jn, o + COUNT, c + 1)
     return jn
 
 

@@ -29,6 +29,21 @@ def put(S, r, jn, k, v):
     return jn + 1
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def puti(S, SI, r, jn, k, v):
+    """`put` for a slot holding an integer, read and written through SI (S viewed as int64): no
+    float conversions on the hot path. The journal keeps the old bits; undo moves them back
+    as they were (it copies slots, never computes with them)."""
+    if jn < 0:
+        SI[r, k] = v
+        return jn
+    j = JBASE + 2 * jn
+    S[r, j] = k
+    SI[r, j + 1] = SI[r, k]
+    SI[r, k] = v
+    return jn + 1
+
+
 @njit(cache=True, _nrt=False)
 def undo(S, r, mark):
     """Roll row r back to journal length `mark` (newest write first)."""
