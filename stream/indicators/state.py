@@ -16,17 +16,24 @@ JBASE = 1  # first journal pair
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def put(S, r, jn, k, v):
-    """Write S[r, k] = v, journaling the old value as entry jn; returns jn + 1.
-    jn < 0 writes without a journal (a bar that nothing can revise or peek past)."""
+def _put(A, S, r, jn, k, v):
+    """Write A[r, k] = v (A is S, or S viewed as int64), journaling slot k in S and the old
+    value's bits through A as entry jn; returns jn + 1 (jn < 0: no journal, returns jn)."""
     if jn < 0:
-        S[r, k] = v
+        A[r, k] = v
         return jn
     j = JBASE + 2 * jn
     S[r, j] = k
-    S[r, j + 1] = S[r, k]
-    S[r, k] = v
+    A[r, j + 1] = A[r, k]
+    A[r, k] = v
     return jn + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def put(S, r, jn, k, v):
+    """Write S[r, k] = v, journaling the old value as entry jn; returns jn + 1.
+    jn < 0 writes without a journal (a bar that nothing can revise or peek past)."""
+    return _put(S, S, r, jn, k, v)
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -34,14 +41,7 @@ def puti(S, SI, r, jn, k, v):
     """`put` for a slot holding an integer, read and written through SI (S viewed as int64): no
     float conversions on the hot path. The journal keeps the old bits; undo moves them back
     as they were (it copies slots, never computes with them)."""
-    if jn < 0:
-        SI[r, k] = v
-        return jn
-    j = JBASE + 2 * jn
-    S[r, j] = k
-    SI[r, j + 1] = SI[r, k]
-    SI[r, k] = v
-    return jn + 1
+    return _put(SI, S, r, jn, k, v)
 
 
 @njit(cache=True, _nrt=False)
