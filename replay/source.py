@@ -306,6 +306,8 @@ class Source:
                         df = pl.read_csv(kept, has_header=False, infer_schema=False, columns=idx,
                                          raise_if_empty=False)
                         n = df.height
+                        if lines is not None and len(lines) != n:  # polars read the records otherwise:
+                            lines = None  # lines from this block on are approximate, not an error
                         # each record's line minus its number: where that changes, where() learns it
                         moved = line - row + (0 if lines is None else lines - np.arange(n))
                         at = np.flatnonzero(np.diff(np.broadcast_to(moved, n), prepend=shift))
