@@ -38,7 +38,7 @@ from stream.cli_replay import CHUNK
 from stream.engine import Engine
 from stream.outputs.jsonl import JsonLines
 from stream.outputs.table import Board, Columns, LiveTable, Stats
-from stream.runner import Session, slice_batch
+from stream.runner import Session
 
 BARWATCH = str(Path(sys.executable).with_name("barwatch"))
 SUMMARY = re.compile(r"replay done: (\d+) bars, (\d+) events, .*?, ([\d.]+) s")
@@ -138,7 +138,7 @@ def kernel(path: Path) -> dict:
     df = pl.read_parquet(path)
     batch = BarBatch.from_polars(df)
     del df
-    chunks = [slice_batch(batch, i, i + CHUNK) for i in range(0, len(batch), CHUNK)]
+    chunks = [batch.rows(i, i + CHUNK) for i in range(0, len(batch), CHUNK)]
     Engine().process(chunks[0])  # compiled before timing
     engine = Engine()
     t0 = time.perf_counter()

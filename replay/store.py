@@ -49,7 +49,6 @@ __all__ = [
     "default_data",
     "infer_timeframe",
     "parse_time",
-    "slice_batch",
     "write_parquet",
 ]
 
@@ -385,9 +384,6 @@ def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def slice_batch(batch: BarBatch, start: int, stop: int) -> BarBatch:
-    """Rows [start, stop) of a batch (views, same symbols list): for pacing one bar time at a time."""
-    return batch.rows(start, stop)
 
 
 def write_parquet(path: str | Path, batches: Iterable[BarBatch]) -> int:

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .bars import BarBatch
-from .runner import slice_batch
 
 AHEAD = 3  # chunks read ahead of the engine: a Parquet row group bigger than a chunk is decoded
 # at once, taking several chunks' time, and the chunks read before it cover that time
@@ -96,4 +95,4 @@ class ReplayFeed:
         bounds = [0, *cuts.tolist(), len(t)]
         for i, j in zip(bounds[:-1], bounds[1:], strict=False):
             await self.pacer.wait(int(t[i]))
-            yield slice_batch(batch, i, j)
+            yield batch.rows(i, j)

@@ -31,11 +31,6 @@ class Output(Protocol):
     def flush(self) -> None: ...
 
 
-def slice_batch(b: BarBatch, i: int, j: int) -> BarBatch:
-    """Rows i:j of a batch (views, no copies)."""
-    return b.rows(i, j)
-
-
 class Session:
     """Runs a feed through an engine into outputs, counting bars and events."""
 
@@ -99,7 +94,7 @@ class Session:
                         self.step(batch)
                     else:  # fan-out clients connected: slices, yielding between them (see FanOut.max_rows)
                         for i in range(0, len(batch), rows):
-                            self.step(slice_batch(batch, i, i + rows))
+                            self.step(batch.rows(i, i + rows))
                             await asyncio.sleep(0)
                 await asyncio.sleep(0)
         finally:

@@ -8,14 +8,13 @@ from stream.bars import BarBatch
 from stream.engine import Engine
 from stream.outputs.jsonl import encode_lines
 from stream.records import EventBlock, Latest
-from stream.runner import slice_batch
 
 
 @pytest.fixture(scope="module")
 def blocks(daily):
     batch = BarBatch.from_polars(daily)
     engine = Engine()
-    return [engine.step(slice_batch(batch, i, i + 2500)) for i in range(0, len(batch), 2500)]
+    return [engine.step(batch.rows(i, i + 2500)) for i in range(0, len(batch), 2500)]
 
 
 def test_block_views_agree(daily, blocks):

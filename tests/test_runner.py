@@ -16,7 +16,7 @@ from stream.engine import Engine
 from stream.events import encode
 from stream.outputs.jsonl import JsonLines
 from stream.replay_feed import ReplayFeed
-from stream.runner import Session, slice_batch
+from stream.runner import Session
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def want(batch) -> bytes:
 
 async def chunks(b: BarBatch, size: int):
     for i in range(0, len(b), size):
-        yield slice_batch(b, i, i + size)
+        yield b.rows(i, i + size)
 
 
 def run(feed, outputs_later=(), ahead=False) -> tuple[Session, bytes]:
@@ -79,7 +79,7 @@ def test_ahead_stopped_mid_run_still_writes_every_stepped_batch(batch, want):
 
     async def feed():
         for i in range(0, len(batch), 300):
-            yield slice_batch(batch, i, i + 300)
+            yield batch.rows(i, i + 300)
             if i >= 1200:
                 await asyncio.sleep(3600)  # stalls: the stop comes while waiting for bars
 
@@ -132,7 +132,7 @@ class _Chunks:
             if k == self.fail:
                 raise ValueError(f"bad chunk {k}")
             self.read.append(k)
-            yield slice_batch(self.batch, i, i + self.size)
+            yield self.batch.rows(i, i + self.size)
 
 
 def test_feed_reads_ahead_in_order_in_one_thread_and_an_error_comes_after_the_chunks_before_it(batch):

@@ -22,7 +22,6 @@ from replay.store import (
     default_data,
     infer_timeframe,
     parse_time,
-    slice_batch,
     write_parquet,
 )
 from stream.bars import FINAL, FORMING, Bar, BarBatch
@@ -323,7 +322,7 @@ def test_chunks_are_bounded_and_name_only_their_symbols(expected_daily: pl.DataF
     assert_frame_equal(pl.concat([b.to_polars() for b in batches]), expected_daily)
     first = batches[0]
     assert set(first.symbols) == {"AAPL", "IBM", "MSFT"}  # GOOG and FB start later
-    part = slice_batch(first, 3, 9)
+    part = first.rows(3, 9)
     assert part.bars() == first.bars()[3:9]
 
 

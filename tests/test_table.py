@@ -14,7 +14,7 @@ from stream.bars import BarBatch
 from stream.config import load_config, parse_config
 from stream.engine import Engine
 from stream.outputs.table import Board, Columns, LiveTable, Signal, Stats, render
-from stream.runner import Session, slice_batch
+from stream.runner import Session
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def run(daily):
     batch = BarBatch.from_polars(daily)
     events = []
     for i in range(0, len(batch), 3000):  # blocks of columns, as the runner writes them
-        block = engine.step(slice_batch(batch, i, i + 3000))
+        block = engine.step(batch.rows(i, i + 3000))
         board.write(block, b"")
         events += block
     return engine, board, events
@@ -179,7 +179,7 @@ def test_live_table_redraws_on_its_timer_not_per_batch(daily):
         t = batch.t
         cuts = [0, *[i for i in range(1, len(t)) if t[i] != t[i - 1]], len(t)]
         for i, j in zip(cuts[:-1], cuts[1:], strict=False):
-            yield slice_batch(batch, i, j)
+            yield batch.rows(i, j)
 
     async def main():
         live.start()
