@@ -168,7 +168,7 @@ class _Gen:
 
     def apply(self) -> None:
         p = self.p
-        self.emit("@njit(cache=True, _nrt=False)", 0)
+        self.emit("@njit(cache=True, _nrt=False, inline='always')", 0)
         self.emit("def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state, journal):", 0)
         self.emit("jn = int(S[r, JLEN]) if journal else -1")
         self.emit(f"jn = put(S, r, jn, {p.sb + PREV_CLOSE}, {self.bar(CLOSE)})")
