@@ -25,24 +25,40 @@ WRITES = 7
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def _at(h, j, n):
+    """Ring slot of deque entry j (0 = front; -n < j < 2n): wrapped by compares, not a division."""
+    q = h + j
+    q = q - n if q >= n else q
+    return q + n if q < 0 else q
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, n, x, sign, jn):
-    """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the journal length."""
+    """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the journal length.
+
+    The deque's values fall (sign * value) from front to back, so the entries x pops are a run at
+    the back: the last four are tested at once, without branches (how many go is data, and a
+    branch on it is mispredicted on most bars), and a loop pops on only when all four went
+    (about 4 % of real bars)."""
     SI = S.view(np.int64)
     c = SI[r, o + COUNT]
     h = SI[r, o + FRONT]
     m = SI[r, o + LEN]
     vals = o + VALS
     idx = o + VALS + n
-    if m > 0 and SI[r, idx + h] <= c - n:  # the front left the window
-        h = h + 1 if h + 1 < n else 0
-        m -= 1
-    # positions wrap at most once: compare and subtract, no integer division
-    while m > 0:
-        back = h + m - 1
-        if sign * S[r, vals + (back - n if back >= n else back)] > sign * x:
-            break
-        m -= 1
-    slot = h + m if h + m < n else h + m - n
+    gone = (m > 0) & (SI[r, idx + h] <= c - n)  # the front left the window
+    h = (h + 1 if h + 1 < n else 0) if gone else h
+    m -= gone
+    sx = sign * x
+    k = (((m > 0) & (sign * S[r, vals + _at(h, m - 1, n)] <= sx))
+         + ((m > 1) & (sign * S[r, vals + _at(h, m - 2, n)] <= sx))
+         + ((m > 2) & (sign * S[r, vals + _at(h, m - 3, n)] <= sx))
+         + ((m > 3) & (sign * S[r, vals + _at(h, m - 4, n)] <= sx)))
+    m -= k
+    if k == 4:
+        while m > 0 and sign * S[r, vals + _at(h, m - 1, n)] <= sx:
+            m -= 1
+    slot = _at(h, m, n)
     jn = put(S, r, jn, vals + slot, x)
     jn = puti(S, SI, r, jn, idx + slot, c)
     m += 1
