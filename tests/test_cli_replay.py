@@ -264,7 +264,7 @@ async def read_until(p: subprocess.Popen, text: str) -> list[str]:
     seen = []
     while True:
         line = (await asyncio.to_thread(p.stderr.readline)).decode()
-        assert line, "\n".join(seen)
+        assert line, "\n".join(seen) + f" (exit {p.wait()})"
         seen.append(line.rstrip("\n"))
         if text in line:
             return seen

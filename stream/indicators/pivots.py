@@ -9,14 +9,14 @@ from .block import COUNT, HEAD
 from .state import put
 
 POS = HEAD  # ring slot of the newest input
-RING = HEAD + 1  # the 2k+1 latest inputs
+RING = HEAD + 1  # the 2k+1 latest inputs, twice (see `classify`)
 
 
 def size(k: int) -> int:
-    return RING + 2 * k + 1
+    return RING + 2 * (2 * k + 1)
 
 
-WRITES = 3
+WRITES = 4
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -26,20 +26,22 @@ def wrap(slot, w):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def classify(S, r, ring, k, newest, count):
-    """Pivot type of the input k back, given a ring of 2k+1 inputs whose newest is at slot
-    `newest` and `count` inputs seen: +1 high, -1 low, 0 neither (or not enough inputs).
-    Every comparison is made (no early exit): with k a constant the loop unrolls into
-    straight-line code, and no branch depends on the data."""
+def classify(S, r, ring, k, oldest, count):
+    """Pivot type of the input k back, given a ring of the 2k+1 latest inputs whose oldest is at
+    slot `oldest`, and `count` inputs seen: +1 high, -1 low, 0 neither (or not enough inputs).
+    The ring is kept twice over (slot s and s + 2k+1 hold the same input), so the window is
+    one run of slots from the oldest: no wrapping per read. Every comparison is made (no early
+    exit): with k a constant the loop unrolls into straight-line code, and no branch depends
+    on the data."""
     w = 2 * k + 1
     if count < w:
         return 0
-    oldest = wrap(newest + 1, w)
-    mid = S[r, ring + wrap(oldest + k, w)]
+    base = ring + oldest
+    mid = S[r, base + k]
     high = True
     low = True
     for q in range(w):
-        v = S[r, ring + wrap(oldest + q, w)]
+        v = S[r, base + q]
         if q < k:
             high &= mid > v
             low &= mid < v
@@ -50,14 +52,22 @@ def classify(S, r, ring, k, newest, count):
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def push(S, r, ring, w, slot, x, jn):
+    """Write input x at `slot` of a ring kept twice over (`classify`); returns the journal length."""
+    jn = put(S, r, jn, ring + slot, x)
+    return put(S, r, jn, ring + slot + w, x)
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, k, x, jn):
     """Add input x; returns (pivot type of the input k back: +1, -1 or 0; journal length)."""
+    w = 2 * k + 1
     c = int(S[r, o + COUNT])
-    p = wrap(int(S[r, o + POS]) + 1, 2 * k + 1) if c else 0
-    jn = put(S, r, jn, o + RING + p, x)
+    p = wrap(int(S[r, o + POS]) + 1, w) if c else 0
+    jn = push(S, r, o + RING, w, p, x, jn)
     jn = put(S, r, jn, o + POS, p)
     jn = put(S, r, jn, o + COUNT, c + 1)
-    return classify(S, r, o + RING, k, p, c + 1), jn
+    return classify(S, r, o + RING, k, wrap(p + 1, w), c + 1), jn
 
 
 class Pivots:

@@ -6,7 +6,7 @@ lower pivot low with a higher oscillator value. Fires when the second pivot is c
 
 from numba import njit
 
-from ..indicators.pivots import classify, wrap
+from ..indicators.pivots import classify, push, wrap
 from ..indicators.state import put
 from .common import BEARISH, BULLISH, emit, sign
 
@@ -14,14 +14,14 @@ from .common import BEARISH, BULLISH, emit, sign
 T, PRICE, OSC, IDX = range(4)
 HI, LO = 0, 4
 POS = 8  # ring slot of the newest bar
-RINGS = 9  # then three rings of 2k+1: price, oscillator, time
+RINGS = 9  # then rings of 2k+1: price (kept twice over, see pivots.classify), oscillator, time
 
 
 def size(k: int) -> int:
-    return RINGS + 3 * (2 * k + 1)
+    return RINGS + 4 * (2 * k + 1)
 
 
-WRITES = 8
+WRITES = 9
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -32,15 +32,15 @@ def step(S, r, o, k, lookback, price, osc, oscp, close, nbars, t_us, EI, EF, e, 
     pr = o + RINGS
     s = wrap(int(S[r, o + POS]) + 1, w) if c else 0
     jn = put(S, r, jn, o + POS, s)
-    jn = put(S, r, jn, pr + s, price)
-    jn = put(S, r, jn, pr + w + s, osc)
-    jn = put(S, r, jn, pr + 2 * w + s, t_us)
-    kind = classify(S, r, pr, k, s, c + 1)
+    jn = push(S, r, pr, w, s, price, jn)
+    jn = put(S, r, jn, pr + 2 * w + s, osc)
+    jn = put(S, r, jn, pr + 3 * w + s, t_us)
+    kind = classify(S, r, pr, k, wrap(s + 1, w), c + 1)
     if kind == 0:
         return e, jn
     slot = wrap(s + k + 1, w)  # the bar k back: oldest + k
     p = S[r, pr + slot]
-    q = S[r, pr + w + slot]
+    q = S[r, pr + 2 * w + slot]
     b = o + (HI if kind > 0 else LO)
     prev_idx = S[r, b + IDX]
     if prev_idx == prev_idx and (c - k) - prev_idx <= lookback:
@@ -55,11 +55,11 @@ def step(S, r, o, k, lookback, price, osc, oscp, close, nbars, t_us, EI, EF, e, 
             EF[e, 3] = S[r, b + T]
             EF[e, 4] = p1
             EF[e, 5] = q1
-            EF[e, 6] = S[r, pr + 2 * w + slot]
+            EF[e, 6] = S[r, pr + 3 * w + slot]
             EF[e, 7] = p
             EF[e, 8] = q
             e += 1
-    jn = put(S, r, jn, b + T, S[r, pr + 2 * w + slot])
+    jn = put(S, r, jn, b + T, S[r, pr + 3 * w + slot])
     jn = put(S, r, jn, b + PRICE, p)
     jn = put(S, r, jn, b + OSC, q)
     jn = put(S, r, jn, b + IDX, float(c - k))
