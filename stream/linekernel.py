@@ -51,8 +51,8 @@ def _bits(typingctx, x):
 
 
 @intrinsic
-def _move8(typingctx, dst, dpos, src, spos):
-    """Copies the 8 bytes at src[spos:] to dst[dpos:] (one unaligned load and store, unchecked)."""
+def _move16(typingctx, dst, dpos, src, spos):
+    """Copies the 16 bytes at src[spos:] to dst[dpos:] (one unaligned load and store, unchecked)."""
     sig = types.void(dst, types.intp, src, types.intp)
 
     def codegen(context, builder, signature, args):
@@ -60,7 +60,7 @@ def _move8(typingctx, dst, dpos, src, spos):
         s = context.make_array(signature.args[2])(context, builder, args[2])
         dp = builder.gep(d.data, [args[1]])
         sp = builder.gep(s.data, [args[3]])
-        cgutils.raw_memcpy(builder, dp, sp, ir.Constant(ir.IntType(64), 8), 1)
+        cgutils.raw_memcpy(builder, dp, sp, ir.Constant(ir.IntType(64), 16), 1)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -142,17 +142,16 @@ def _int(buf, pos, v, dry):
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _copy(buf, pos, data, lo, hi, dry):
-    """Copies data[lo:hi] to buf[pos:]: 8 bytes at a time where buf has room for the last
+    """Copies data[lo:hi] to buf[pos:]: 16 bytes at a time where buf has room for the last
     (every table ends in PAD spare bytes, so its reads stay inside it): 16 bytes at least."""
     n = hi - lo
     if not dry:
         if pos + n + PAD <= len(buf):
-            _move8(buf, pos, data, lo)
-            _move8(buf, pos + 8, data, lo + 8)
+            _move16(buf, pos, data, lo)
             i = 16
             while i < n:
-                _move8(buf, pos + i, data, lo + i)
-                i += 8
+                _move16(buf, pos + i, data, lo + i)
+                i += 16
         elif pos + n <= len(buf):
             for i in range(n):
                 buf[pos + i] = data[lo + i]
