@@ -15,7 +15,7 @@ from rich.console import Console
 from .cli_common import Bad, add_output_options, settle
 from .cli_common import say as _say
 from .config import FEEDS, TIMEFRAMES, ConfigError, Settings, load_config
-from .engine import Engine
+from .engine import Engine, warm_up
 from .feeds.alpaca import StreamFatal
 from .outputs.fanout import FanOut, ServeError, parse_address
 from .outputs.jsonl import JsonLines, OutputClosed, silence_stdout
@@ -225,6 +225,7 @@ async def _run(p: Plan) -> int:
     try:
         if live is not None:
             live.start()
+        await loop.run_in_executor(None, warm_up, settings, True)  # no live bar waits for a kernel to load
         settle()
         work = loop.create_task(session.run(feed))
         await work

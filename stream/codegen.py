@@ -169,8 +169,8 @@ class _Gen:
     def apply(self) -> None:
         p = self.p
         self.emit("@njit(cache=True, _nrt=False, inline='always')", 0)
-        self.emit("def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state, journal):", 0)
-        self.emit("jn = int(S[r, JLEN]) if journal else -1")
+        self.emit("def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state):", 0)
+        self.emit("jn = -1  # no journal: the engine goes back to saved rows (kernel._bar)")
         self.emit(f"jn = put(S, r, jn, {p.sb + PREV_CLOSE}, {self.bar(CLOSE)})")
         for field, var in ((OPEN, "o_"), (HIGH, "h_"), (LOW, "l_"), (CLOSE, "c_"), (VOLUME, "v_")):
             self.emit(f"jn = put(S, r, jn, {p.sb + field}, {var})")
@@ -188,8 +188,6 @@ class _Gen:
             else:
                 self.emit(f"# {rule.name}")
                 self.rule(j, 1)
-        self.emit("if jn >= 0:")
-        self.emit("S[r, JLEN] = jn", 2)
         self.emit("return e")
         self.emit("", 0)
 

@@ -25,8 +25,8 @@ from .kernel import (
     STAT_REJECTED,
     STAT_REVISED,
     by_symbol,
-    journal_needed,
     kernel_sizes,
+    revisable,
     unpack,
 )
 from .lines import LineEncoder
@@ -80,9 +80,9 @@ class Engine:
             return sid
         sid = len(self.symbols)
         if sid == len(self.S):  # grow by doubling: amortised O(1) per new symbol
-            kept = (self.S, self.I, self.SAYT, self.SAYV, self.F, self.stats.copy())
+            kept = (self.S, self.I, self.SAYT, self.SAYV, self.F, self.B, self.stats.copy())
             self._allocate(max(16, 2 * sid))
-            for new, old in zip((self.S, self.I, self.SAYT, self.SAYV, self.F), kept, strict=False):
+            for new, old in zip((self.S, self.I, self.SAYT, self.SAYV, self.F, self.B), kept, strict=False):
                 new[:sid] = old
             self.stats[:] = kept[-1]
         self.S[sid] = self.program.template
@@ -106,7 +106,7 @@ class Engine:
         self._fb = np.zeros(fb)
         self._ib = np.zeros(ib, dtype=np.int64)
         self._cap = cap
-        (self.S, self.F, self.SAYV, self.EF, self.stats, self.I, self.SAYT,
+        (self.S, self.F, self.B, self.SAYV, self.EF, self.stats, self.I, self.SAYT,
          self.EI) = unpack(self._fb, self._ib, cap, p.width, nr)
 
     # ---- stepping --------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class Engine:
         ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
         need = np.empty(n, dtype=np.int8)
         nsym = len(self.symbols)
-        journal_needed(ids, batch.t, batch.kind, np.empty(nsym, dtype=np.int64), need)
+        revisable(ids, batch.t, batch.kind, np.empty(nsym, dtype=np.int64), need)
         grouped = len(lut) > 1
         order = np.empty(n, dtype=np.int64) if grouped else np.arange(n, dtype=np.int64)
         if grouped:  # each symbol's bars stepped together (state stays in cache)
@@ -174,7 +174,7 @@ class Engine:
         while True:
             start, ne = run(ids, batch.t, batch.open, batch.high, batch.low, batch.close, batch.volume,
                             batch.kind, need, order, start, self.S, self.I, self.EI, self.EF, self.SAYT,
-                            self.SAYV, self.F, p.max_events, self.stats, self._nr, not emit)
+                            self.SAYV, self.F, self.B, p.max_events, self.stats, self._nr, not emit)
             if ne:
                 parts.append((self.EI[:ne].copy(), self.EF[:ne].copy()))
             if start >= n:
@@ -261,13 +261,21 @@ class Engine:
         return snap
 
 
-def warm_up(config: Settings) -> None:
+def warm_up(config: Settings, writable: bool = False) -> None:
     """Loads (on a cold cache: compiles) what stepping and encoding with this config run, on a
-    throwaway engine: a replay does it in a thread while its first bars are read."""
+    throwaway engine, so that no bar waits for a compile: a replay does it in a thread while its
+    first bars are read, a live session before it connects. numba compiles per argument type, and
+    a batch read from a file has read-only columns (polars' memory): those are warmed, and with
+    `writable` also columns built in memory (live bars)."""
     engine = Engine(config)
     n = engine.encoder.SMALL
-    batch = BarBatch(["A", "B"], np.arange(2) % 2, np.zeros(2, np.int64), *np.ones((5, 2)))
-    engine.step(batch).lines()
+    for ro in (True, False) if writable else (True,):
+        batch = BarBatch(["A", "B"], np.arange(2) % 2, np.zeros(2, np.int64), *np.ones((5, 2)))
+        if ro:
+            for col in (batch.t, batch.open, batch.high, batch.low, batch.close, batch.volume, batch.kind):
+                col.flags.writeable = False
+        engine.step(batch).lines()
+        engine.step(batch.rows(0, 1))  # one bar (`run_one`): live bars, a paced or fanned-out replay's
     zero = np.zeros(n, np.int64)
     engine.encoder.encode(["A"], 0, zero, zero, zero, zero + 1, zero, zero.astype(bool),
                           np.zeros((n, engine.EF.shape[1])))

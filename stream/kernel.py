@@ -10,7 +10,6 @@ import math
 from numba import njit
 
 from .bars import FORMING, WARM
-from .indicators.state import JLEN, forget, undo
 from .signals.common import (
     CONFIRMED,
     E_KIND,
@@ -36,33 +35,34 @@ STAT_REJECTED, STAT_REVISED, STAT_BARS, STAT_FORMING = range(4)
 SAID_SLOTS = 4  # per rule: its two kinds x (final, forming)
 
 __all__ = [
-    "CONFIRMED", "E_WIDTH", "FORMING", "FORM_T", "JLEN", "LAST_T", "MASKS", "NONE", "PROVISIONAL",
+    "CONFIRMED", "E_WIDTH", "FORMING", "FORM_T", "LAST_T", "MASKS", "NONE", "PROVISIONAL",
     "RETRACTED_FINAL", "RETRACTED_PROVISIONAL", "SAID_SLOTS", "STAT_BARS", "STAT_FORMING", "STAT_REJECTED",
-    "STAT_REVISED", "V_WIDTH", "WARM", "forget", "math", "njit", "publish", "reconcile", "undo",
+    "STAT_REVISED", "V_WIDTH", "WARM", "math", "njit", "publish", "reconcile",
 ]
 WIDTH = NR = 0  # a config's state row width and rule count: the generated module sets its own
 
 
 def kernel_sizes(cap: int, ecap: int, width: int, nr: int) -> tuple[int, int]:
     """Lengths of the float and int state buffers (`unpack`) for cap symbols and ecap event records."""
-    return (cap * (2 * width + SAID_SLOTS * nr * V_WIDTH) + ecap * V_WIDTH,
+    return (cap * (3 * width + SAID_SLOTS * nr * V_WIDTH) + ecap * V_WIDTH,
             4 + cap * (MASKS + 4 * nr + SAID_SLOTS * nr) + ecap * E_WIDTH)
 
 
 def unpack(fb, ib, cap, width, nr):
     """The engine's arrays as views of its two buffers (cap symbols): from the floats S (state
-    rows), F (with the forming bar), SAYV (values said, per rule slot) and EF (event values); from
-    the ints stats, I (times and masks), SAYT (times said) and EI (event records). Plain Python
-    for the engine, compiled (inlined) into a generated kernel's `run_one`."""
+    rows), F (with the forming bar), B (before the last final bar), SAYV (values said, per rule
+    slot) and EF (event values); from the ints stats, I (times and masks), SAYT (times said) and
+    EI (event records). Plain Python for the engine, compiled (inlined) into a generated kernel's
+    `run_one`."""
     vw = SAID_SLOTS * nr * V_WIDTH
     iw = MASKS + 4 * nr
     tw = SAID_SLOTS * nr
     a = cap * width
-    b = a + a
-    c = b + cap * vw
+    c = 3 * a + cap * vw
     d = 4 + cap * iw
     e = d + cap * tw
-    return (fb[:a].reshape((cap, width)), fb[a:b].reshape((cap, width)), fb[b:c].reshape((cap, vw)),
+    return (fb[:a].reshape((cap, width)), fb[a : 2 * a].reshape((cap, width)),
+            fb[2 * a : 3 * a].reshape((cap, width)), fb[3 * a : c].reshape((cap, vw)),
             fb[c:].reshape((-1, V_WIDTH)), ib[:4], ib[4:d].reshape((cap, iw)), ib[d:e].reshape((cap, tw)),
             ib[e:].reshape((-1, E_WIDTH)))
 
@@ -149,10 +149,10 @@ def publish(EI, EF, e0, e, r, ti, drop, SAYT, SAYV):
 
 
 @njit(cache=True, _nrt=False, nogil=True)
-def journal_needed(sym, t, kind, next_t, need):
-    """need[i] = 1 where row i must be journaled: a FINAL bar that a later row of the batch
-    may revise (the symbol's next FINAL row is not later), or its symbol's last FINAL row
-    (a later batch may revise it). Forming rows always journal (peek undoes them)."""
+def revisable(sym, t, kind, next_t, need):
+    """need[i] = 1 where the state before row i must be kept: a FINAL bar that a later row of
+    the batch may revise (the symbol's next FINAL row is not later), or its symbol's last FINAL
+    row (a later batch may revise it). Forming rows are marked too (they never need it)."""
     for r in range(next_t.shape[0]):
         next_t[r] = NONE
     for i in range(t.shape[0] - 1, -1, -1):
@@ -210,14 +210,17 @@ def last_of_each(sym, last):
         last[sym[q]] = q
 
 
-def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state, journal):
+def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state):
     """Stand-in for the generated one: every indicator and rule of one bar (stream/codegen.py)."""
     raise NotImplementedError
 
 
-def _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, e, i, r, ti, o, h, lo, c, v, kd, nd):
-    """One bar (batch row i, symbol r, start ti, kind kd; journaled if nd) after events [0, e);
-    returns the new event count. A template: see the module doc."""
+def _bar(S, I, EI, EF, SAYT, SAYV, F, B, stats, nr, quiet, e, i, r, ti, o, h, lo, c, v, kd, nd):
+    """One bar (batch row i, symbol r, start ti, kind kd; the state before it kept in B if nd)
+    after events [0, e); returns the new event count. A template: see the module doc.
+
+    Revisions and forming bars go back to a saved copy of the symbol's state row (the steps keep
+    no journal here: a copy per revisable bar is cheaper than a branch per write on every bar)."""
     m_final, m_form, tmp = MASKS, MASKS + nr, MASKS + 3 * nr
     last = I[r, LAST_T]
     forming = (kd & FORMING) != 0
@@ -226,7 +229,7 @@ def _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, e, i, r, ti, o, h, lo, c
         return e
     revision = not forming and ti == last  # as if it had come instead of the last bar
     e0 = e
-    mark = 0
+    w = S.shape[1]
     if forming:  # evaluated on top of the last final bar, then undone
         if I[r, FORM_T] != ti:
             if I[r, FORM_T] != NONE:  # a forming bar that never closed: retract all it said
@@ -234,19 +237,24 @@ def _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, e, i, r, ti, o, h, lo, c
             for j in range(nr):
                 I[r, m_form + j] = 0
             I[r, FORM_T] = ti
-        mark = int(S[r, JLEN])
+        for k in range(w):  # the state to go back to
+            F[r, k] = S[r, k]
     elif revision:
-        undo(S, r, 0)
+        for k in range(w):  # the state before the bar it replaces
+            S[r, k] = B[r, k]
     else:
-        forget(S, r)
+        if nd:  # a revision may follow: keep the state before this bar
+            for k in range(w):
+                B[r, k] = S[r, k]
         I[r, LAST_T] = ti
     e1 = e
     state = PROVISIONAL if forming else CONFIRMED
-    e = _apply(S, I, r, i, ti, o, h, lo, c, v, EI, EF, e, state, forming or nd)
+    e = _apply(S, I, r, i, ti, o, h, lo, c, v, EI, EF, e, state)
     if forming:
-        for k in range(S.shape[1]):  # the forming bar's state, for snapshots
+        for k in range(w):  # S goes back; F keeps the forming bar's state, for snapshots
+            x = F[r, k]
             F[r, k] = S[r, k]
-        undo(S, r, mark)
+            S[r, k] = x
         e = reconcile(EI, EF, e1, e, I, r, m_form, m_form, True, i, RETRACTED_PROVISIONAL, tmp, nr)
         stats[STAT_FORMING] += 1
     elif revision:
@@ -271,8 +279,8 @@ def _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, e, i, r, ti, o, h, lo, c
     return e
 
 
-def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT, SAYV, F, maxev, stats, nr,
-        quiet):
+def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT, SAYV, F, B, maxev, stats,
+        nr, quiet):
     """Step rows order[start:] of a batch; returns (next position in order, event count).
     Stops early, to be called again, when the event arrays could overflow. A template: see
     the module doc."""
@@ -283,16 +291,16 @@ def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT
         if e + maxev > cap:
             return ii, e
         i = order[ii]
-        e = _bar(S, I, EI, EF, SAYT, SAYV, F, stats, nr, quiet, e, i, sym[i], t[i], op[i], hi[i], lo[i],
+        e = _bar(S, I, EI, EF, SAYT, SAYV, F, B, stats, nr, quiet, e, i, sym[i], t[i], op[i], hi[i], lo[i],
                  cl[i], vo[i], kind[i], need[i] != 0)
     return n, e
 
 
 def run_one(FB, IB, cap, quiet, r, t, op, hi, lo, cl, vo, kind):
     """A one-bar batch (symbol r; the columns of its row 0) over the state buffers of `unpack`
-    (cap symbols), journaled (a revision may follow): the live call, with as few arguments for
+    (cap symbols), its state before kept (a revision may follow): the live call, with as few arguments for
     numba to dispatch as can be (each costs time). Returns the event count. A template: see the
     module doc."""
-    S, F, SAYV, EF, stats, I, SAYT, EI = unpack(FB, IB, cap, WIDTH, NR)
-    return _bar(S, I, EI, EF, SAYT, SAYV, F, stats, NR, quiet, 0, 0, r, t[0], op[0], hi[0], lo[0], cl[0],
+    S, F, B, SAYV, EF, stats, I, SAYT, EI = unpack(FB, IB, cap, WIDTH, NR)
+    return _bar(S, I, EI, EF, SAYT, SAYV, F, B, stats, NR, quiet, 0, 0, r, t[0], op[0], hi[0], lo[0], cl[0],
                 vo[0], kind[0], True)

@@ -11,7 +11,6 @@ import numpy as np
 from .config import IndicatorSpec, RuleSpec, Settings
 from .indicators import ema, extremes, rsi, sma
 from .indicators.block import PREV, VALUE
-from .indicators.state import JBASE
 from .signals import bands, channel, cross, divergence, pending
 from .signals.common import (
     F_ACONST,
@@ -47,7 +46,6 @@ from .signals.common import (
     SER_IND,
     SOURCE_CODE,
     SYMBOL_SIZE,
-    SYMBOL_WRITES,
 )
 
 _IND = {  # type -> (code, module, writes)
@@ -58,12 +56,12 @@ _IND = {  # type -> (code, module, writes)
     "min": (IND_MIN, extremes),
 }
 _RULE = {  # type -> (code, block size(params), writes)
-    "cross": (RULE_CROSS, lambda p: cross.SIZE, cross.WRITES),
-    "level": (RULE_LEVEL, lambda p: cross.SIZE, cross.WRITES),
-    "bands": (RULE_BANDS, lambda p: bands.SIZE, bands.WRITES),
-    "channel": (RULE_CHANNEL, lambda p: channel.SIZE, channel.WRITES),
-    "divergence": (RULE_DIVERGENCE, lambda p: divergence.size(p["pivots"]), divergence.WRITES),
-    "pending": (RULE_PENDING, lambda p: pending.SIZE, pending.WRITES),
+    "cross": (RULE_CROSS, lambda p: cross.SIZE),
+    "level": (RULE_LEVEL, lambda p: cross.SIZE),
+    "bands": (RULE_BANDS, lambda p: bands.SIZE),
+    "channel": (RULE_CHANNEL, lambda p: channel.SIZE),
+    "divergence": (RULE_DIVERGENCE, lambda p: divergence.size(p["pivots"])),
+    "pending": (RULE_PENDING, lambda p: pending.SIZE),
 }
 
 
@@ -94,10 +92,7 @@ def compile_program(settings: Settings) -> Program:
                 inds.append(IndicatorSpec(name, typ, n, src, hidden=True))
     index = {spec.name: i for i, spec in enumerate(inds)}
 
-    writes = SYMBOL_WRITES + sum(_IND[s.type][1].WRITES for s in inds)
-    writes += sum(_RULE[r.type][2] for r in rules)
-    jcap = 2 * writes + 8  # a final bar's journal plus a forming bar's on top
-    sb = JBASE + 2 * jcap
+    sb = 0  # the symbol block first, then each indicator's block, then each rule's
     off = sb + SYMBOL_SIZE
 
     IP = np.zeros((len(inds), 4), dtype=np.int64)
@@ -118,7 +113,7 @@ def compile_program(settings: Settings) -> Program:
     inputs: list[tuple[str | None, str | None]] = []
     for j, rule in enumerate(rules):
         p = rule.params
-        code, size, _ = _RULE[rule.type]
+        code, size = _RULE[rule.type]
         RP[j, R_TYPE] = code
         RP[j, R_OFF] = off
         off += size(p)

@@ -15,7 +15,6 @@ from stream.bars import Bar, BarBatch
 from stream.config import parse_config
 from stream.engine import Engine
 from stream.events import JSON_SCHEMA, decode, encode
-from stream.indicators.state import JBASE
 
 DAY = 86_400 * 10**9
 
@@ -69,8 +68,8 @@ def test_events_match_the_json_schema(daily):
 
 
 def state_rows(engine: Engine) -> np.ndarray:
-    """State without the journal region: what must match exactly after a revision."""
-    return engine.S[: len(engine.symbols), JBASE + 2 * ((engine.program.sb - JBASE) // 2) :]
+    """The symbols' state rows: what must match exactly after a revision."""
+    return engine.S[: len(engine.symbols)]
 
 
 def bars_of(df: pl.DataFrame) -> list[Bar]:

@@ -15,9 +15,6 @@ def size(n: int) -> int:
     return HEAD + 1
 
 
-WRITES = 4
-
-
 @njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, n, x, jn):
     """Add input x (journal length jn); returns the new journal length."""

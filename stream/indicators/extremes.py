@@ -21,9 +21,6 @@ def size(n: int) -> int:
     return VALS + 2 * n
 
 
-WRITES = 7
-
-
 @njit(cache=True, _nrt=False, inline="always")
 def _at(h, j, n):
     """Ring slot of deque entry j (0 = front; -n < j < 2n): wrapped by compares, not a division."""

@@ -17,9 +17,6 @@ def size(n: int) -> int:
     return HEAD + 3
 
 
-WRITES = 6
-
-
 @njit(cache=True, _nrt=False, inline="always")
 def _ratio(g, lo):
     t = g + lo

@@ -17,9 +17,6 @@ def size(n: int) -> int:
     return RING + n
 
 
-WRITES = 6
-
-
 @njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, n, x, jn):
     """Add input x (journal length jn); returns the new journal length."""

@@ -1,12 +1,14 @@
-"""Per-symbol state rows with an undo journal: the mechanism behind revisions and peek.
+"""State rows with an optional undo journal: the library indicators' peek and revise.
 
 Every state write goes through `put`, which records (slot, old value) in the row's journal
-region. The journal length travels in a local (`jn`, returned by every step), stored
-once per bar. Undoing the journal restores the row bit for bit, so a revised bar leaves state
-exactly as if it had come first, and `peek` is "apply, read, undo". Each step writes a
-bounded number of slots, so both cost O(1) whatever the history.
+region when the journal length `jn` is >= 0. The length travels in a local (returned by every
+step), stored once per step. Undoing the journal restores the row bit for bit, so `revise`
+leaves state exactly as if the new input had come first, and `peek` is "apply, read, undo".
+Each step writes a bounded number of slots, so both cost O(1) whatever the history.
 
-Row layout: [0] journal length, then JOURNAL pairs (slot, old value), then the blocks.
+Row layout (the library's rows): [0] journal length, then journal pairs (slot, old value),
+then the blocks. The engine's kernel passes jn = -1 (no journal, compiled away) and keeps a
+copy of a row instead where a revision may follow (stream/kernel.py `_bar`).
 """
 
 from numba import njit
@@ -53,9 +55,3 @@ def undo(S, r, mark):
         j = JBASE + 2 * n
         S[r, int(S[r, j])] = S[r, j + 1]
     S[r, JLEN] = mark
-
-
-@njit(cache=True, _nrt=False, inline="always")
-def forget(S, r):
-    """Start a new journal (the previous bar can no longer be revised)."""
-    S[r, JLEN] = 0

@@ -10,7 +10,6 @@ from .common import ENTER, EXIT, emit, sign
 
 ZONE, BARS = 0, 1  # zone index (-1 unknown), bars in it
 SIZE = 2
-WRITES = 2
 
 
 @njit(cache=True, _nrt=False, inline="always")

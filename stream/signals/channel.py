@@ -9,7 +9,6 @@ from .common import BREAK_ABOVE, BREAK_BELOW, emit
 
 SIDE = 0  # -1 broken below, +1 broken above, 0 inside
 SIZE = 1
-WRITES = 1
 
 
 @njit(cache=True, _nrt=False, inline="always")

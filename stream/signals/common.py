@@ -13,7 +13,6 @@ from numba import njit
 # symbol block: the bar itself, kept in state so rules and snapshots can read it
 OPEN, HIGH, LOW, CLOSE, VOLUME, PREV_CLOSE, NBARS = range(7)
 SYMBOL_SIZE = 7
-SYMBOL_WRITES = 7
 SOURCE_CODE = {"open": OPEN, "high": HIGH, "low": LOW, "close": CLOSE, "volume": VOLUME}
 
 # series references: (type, index)

@@ -9,7 +9,6 @@ from .common import emit, sign
 
 SIDE, CAND, COUNT = 0, 1, 2  # side held (+1 above, -1 below, 0 unknown); candidate; its bars
 SIZE = 3
-WRITES = 3
 
 
 @njit(cache=True, _nrt=False, inline="always")

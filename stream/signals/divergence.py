@@ -21,9 +21,6 @@ def size(k: int) -> int:
     return RINGS + 4 * (2 * k + 1)
 
 
-WRITES = 9
-
-
 @njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, k, lookback, price, osc, oscp, close, nbars, t_us, EI, EF, e, row, j, state, jn):
     """This bar's price and oscillator (osc, previous oscp); the bar is number nbars."""

@@ -14,7 +14,6 @@ from .common import PENDING, emit, sign
 
 DIRECTION = 0  # direction of the cross last announced while pending, 0 when not pending
 SIZE = 1
-WRITES = 1
 
 
 @njit(cache=True, _nrt=False, inline="always")
