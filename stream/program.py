@@ -48,14 +48,14 @@ from .signals.common import (
     SYMBOL_SIZE,
 )
 
-_IND = {  # type -> (code, module, writes)
+_IND = {  # type -> (code, module)
     "sma": (IND_SMA, sma),
     "ema": (IND_EMA, ema),
     "rsi": (IND_RSI, rsi),
     "max": (IND_MAX, extremes),
     "min": (IND_MIN, extremes),
 }
-_RULE = {  # type -> (code, block size(params), writes)
+_RULE = {  # type -> (code, block size(params))
     "cross": (RULE_CROSS, lambda p: cross.SIZE),
     "level": (RULE_LEVEL, lambda p: cross.SIZE),
     "bands": (RULE_BANDS, lambda p: bands.SIZE),
