@@ -384,8 +384,6 @@ def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-
-
 def write_parquet(path: str | Path, batches: Iterable[BarBatch]) -> int:
     """Write bars as a session file in the replay format (BarBatch.to_polars); returns the rows written.
 

@@ -219,8 +219,9 @@ def _bar(S, I, EI, EF, SAYT, SAYV, F, B, stats, nr, quiet, e, i, r, ti, o, h, lo
     """One bar (batch row i, symbol r, start ti, kind kd; the state before it kept in B if nd)
     after events [0, e); returns the new event count. A template: see the module doc.
 
-    Revisions and forming bars go back to a saved copy of the symbol's state row (the steps keep
-    no journal here: a copy per revisable bar is cheaper than a branch per write on every bar)."""
+    A revision starts from a saved copy of the symbol's state row, a forming bar steps on a copy
+    (the steps keep no journal here: a copy per revisable bar is cheaper than a branch per write
+    on every bar)."""
     m_final, m_form, tmp = MASKS, MASKS + nr, MASKS + 3 * nr
     last = I[r, LAST_T]
     forming = (kd & FORMING) != 0
@@ -230,14 +231,14 @@ def _bar(S, I, EI, EF, SAYT, SAYV, F, B, stats, nr, quiet, e, i, r, ti, o, h, lo
     revision = not forming and ti == last  # as if it had come instead of the last bar
     e0 = e
     w = S.shape[1]
-    if forming:  # evaluated on top of the last final bar, then undone
+    if forming:  # evaluated on top of the last final bar, which it leaves as it was
         if I[r, FORM_T] != ti:
             if I[r, FORM_T] != NONE:  # a forming bar that never closed: retract all it said
                 e = reconcile(EI, EF, e, e, I, r, m_form, m_form, False, i, RETRACTED_PROVISIONAL, tmp, nr)
             for j in range(nr):
                 I[r, m_form + j] = 0
             I[r, FORM_T] = ti
-        for k in range(w):  # the state to go back to
+        for k in range(w):  # it steps on a copy of the state: S stays as the last final bar left it
             F[r, k] = S[r, k]
     elif revision:
         for k in range(w):  # the state before the bar it replaces
@@ -249,12 +250,8 @@ def _bar(S, I, EI, EF, SAYT, SAYV, F, B, stats, nr, quiet, e, i, r, ti, o, h, lo
         I[r, LAST_T] = ti
     e1 = e
     state = PROVISIONAL if forming else CONFIRMED
-    e = _apply(S, I, r, i, ti, o, h, lo, c, v, EI, EF, e, state)
+    e = _apply(F if forming else S, I, r, i, ti, o, h, lo, c, v, EI, EF, e, state)  # F: for snapshots
     if forming:
-        for k in range(w):  # S goes back; F keeps the forming bar's state, for snapshots
-            x = F[r, k]
-            F[r, k] = S[r, k]
-            S[r, k] = x
         e = reconcile(EI, EF, e1, e, I, r, m_form, m_form, True, i, RETRACTED_PROVISIONAL, tmp, nr)
         stats[STAT_FORMING] += 1
     elif revision:

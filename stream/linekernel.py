@@ -143,15 +143,12 @@ def _int(buf, pos, v, dry):
 @njit(cache=True, nogil=True, _nrt=False, inline="always")
 def _copy(buf, pos, data, lo, hi, dry):
     """Copies data[lo:hi] to buf[pos:]: 16 bytes at a time where buf has room for the last
-    (every table ends in PAD spare bytes, so its reads stay inside it): 16 bytes at least."""
+    (every table ends in PAD spare bytes, so its reads stay inside it)."""
     n = hi - lo
     if not dry:
         if pos + n + PAD <= len(buf):
-            _move16(buf, pos, data, lo)
-            i = 16
-            while i < n:
+            for i in range(0, n, 16):
                 _move16(buf, pos + i, data, lo + i)
-                i += 16
         elif pos + n <= len(buf):
             for i in range(n):
                 buf[pos + i] = data[lo + i]
