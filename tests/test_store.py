@@ -326,6 +326,35 @@ def test_chunks_are_bounded_and_name_only_their_symbols(expected_daily: pl.DataF
     assert part.bars() == first.bars()[3:9]
 
 
+def test_symbols_cast_as_decoded_and_new_names_in_later_row_groups(tmp_path: Path, expected_daily: pl.DataFrame,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Row groups after the first are read with their symbol column cast to the names seen so far;
+    a group with a new name (GOOG and FB start later; " IBM " is IBM written with spaces) is read
+    again as text. The bars are the same either way. (Rows checked as they stream, as a replay
+    reads: a check pass first would meet every name before.)"""
+    import replay.source as source
+
+    raw = expected_daily.with_columns(
+        pl.when((pl.int_range(pl.len()) % 7 == 0) & (pl.col("symbol") == "IBM") & (pl.int_range(pl.len()) > 6000))
+        .then(pl.lit(" IBM "))
+        .otherwise(pl.col("symbol"))
+        .alias("symbol")
+    )
+    path = tmp_path / "bars.parquet"
+    raw.write_parquet(path, row_group_size=500)
+    seen: list[pl.DataType] = []
+    codes = source.Symbols.codes
+
+    def spy(self, s: pl.Series) -> np.ndarray:
+        seen.append(s.dtype)
+        return codes(self, s)
+
+    monkeypatch.setattr(source.Symbols, "codes", spy)
+    assert_frame_equal(read_all(Reader([path], chunk_rows=400, check_first=False)), expected_daily)
+    enums = sum(isinstance(d, pl.Enum) for d in seen)
+    assert seen[0] == pl.String and 0 < enums < len(seen) - 1, seen
+
+
 def test_spill_folder_is_removed_when_done_or_abandoned(tmp_path: Path, expected_daily: pl.DataFrame,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     import tempfile
