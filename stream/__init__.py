@@ -13,7 +13,7 @@ def _kernel_cache_dir() -> str:
     (state.put) after that helper changed; keying the folder by all kernel sources avoids it."""
     here = Path(__file__).resolve().parent
     files = sorted([*here.glob("indicators/*.py"), *here.glob("signals/*.py"),
-                    *(here / f for f in ("engine.py", "kernel.py", "codegen.py"))])
+                    *(here / f for f in ("kernel.py", "codegen.py"))])
     digest = hashlib.sha1(b"".join(p.read_bytes() for p in files)).hexdigest()[:12]
     return str(here / "__pycache__" / f"numba-{digest}")
 

@@ -36,12 +36,14 @@ from .signals import bands
 from .signals.common import (
     CLOSE,
     E_ROW,
+    E_WIDTH,
     HIGH,
     I_OFF,
     LOW,
     NBARS,
     OPEN,
     PREV_CLOSE,
+    V_WIDTH,
     VOLUME,
 )
 
@@ -172,11 +174,14 @@ class Engine:
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         start = 0
         while True:
+            # records go to fresh arrays that the block keeps (a batch's are megabytes: not copied)
+            rows = min(self._ecap, (n - start) * p.max_events)
+            ei, ef = np.empty((rows, E_WIDTH), dtype=np.int64), np.empty((rows, V_WIDTH))
             start, ne = run(ids, batch.t, batch.open, batch.high, batch.low, batch.close, batch.volume,
-                            batch.kind, need, order, start, self.S, self.I, self.EI, self.EF, self.SAYT,
+                            batch.kind, need, order, start, self.S, self.I, ei, ef, self.SAYT,
                             self.SAYV, self.F, self.B, p.max_events, self.stats, self._nr, not emit)
             if ne:
-                parts.append((self.EI[:ne].copy(), self.EF[:ne].copy()))
+                parts.append((ei[:ne], ef[:ne]))
             if start >= n:
                 break
         if not parts:
