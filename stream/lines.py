@@ -5,10 +5,11 @@ encode it. `LineEncoder.encode` takes the same records as arrays and has a numba
 (`stream.linekernel`, nogil, one thread) write the lines straight into the bytes object it
 returns. Every string that can need JSON escaping (a symbol, a rule, a zone, a key, a constant)
 is escaped once by msgspec itself and kept as a literal; integers, times (one text per distinct
-value) and floats of at most 15 significant digits in [1e-4, 1e15) are formatted by the kernel;
-other floats by polars (its text is msgspec's shortest round-trip text, but for the exponent's
-sign: "1e+22" -> "1e22"), or by msgspec when they are few. The kernel runs twice: dry, to find
-what it cannot format itself and the size of the output, then to write it.
+value) and floats in [1e-4, 1e15) (but for a few below 1e-3: see `linekernel.short`) are
+formatted by the kernel; other floats by polars (its text is msgspec's shortest round-trip text,
+but for the exponent's sign: "1e+22" -> "1e22"), or by msgspec when they are few. The kernel
+runs twice: dry, to find what it cannot format itself and the size of the output, then to write
+it.
 
 Values out of the kernel's range (an integer beyond int64, a zone index out of range, a NaN or
 infinite zone or time) are rare and handed to the Event path's own formatters, in record order,

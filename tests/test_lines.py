@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -360,6 +361,40 @@ def test_decimal_floats_are_written_as_msgspec_writes_them(pairs):
            "kind": np.full(n, 3), "state": np.zeros(n, np.int64), "late": np.zeros(n, bool), "values": values}
     enc = LineEncoder("1Day", ["r"], [fields])
     assert_same(*both(enc, ["S"], 0, rec))
+
+
+def test_sixteen_and_seventeen_digit_floats_are_written_as_msgspec_writes_them():
+    """Most indicator values need 16 or 17 digits: the kernel finds them exactly (128-bit
+    integers), nearest first and ties to even, as msgspec does; 100,000 doubles of every kind
+    (any bits in range, averages, neighbours of short decimals, near powers of ten)."""
+    from stream.linekernel import short
+
+    rng = np.random.default_rng(31)
+    prices = np.round(rng.uniform(1, 2000, 20_000), 2)
+    xs = np.concatenate([
+        10 ** rng.uniform(-4, 15, 20_000),
+        rng.integers(0x3F1A36E2EB1C432D, 0x430C6BF526340000, 20_000).view(np.float64),  # 1e-4 .. 1e15
+        np.convolve(prices, np.ones(10) / 10, "valid"),
+        np.nextafter(prices, np.inf), np.nextafter(prices, -np.inf),
+        np.nextafter(10.0 ** rng.integers(-3, 15, 2_000), np.inf),
+    ])
+
+    def text(k: int, p: int) -> str:
+        if p == 0:
+            return f"{k}.0"
+        digits = str(k).rjust(p + 1, "0")
+        return digits[:-p] + "." + digits[-p:]
+
+    long = left = 0
+    for x in xs.tolist():
+        k, p = short(x)
+        if k < 0:  # left to polars: below 1e-3 or a power of two
+            assert x < 1e-3 or (np.frexp(x)[0] == 0.5), x
+            left += 1
+            continue
+        long += len(str(k)) >= 16
+        assert text(k, p) == msgspec.json.encode(x).decode(), x
+    assert long > 50_000 and left < 5_000
 
 
 def test_strided_columns_and_the_copying_writer(monkeypatch):
