@@ -236,16 +236,18 @@ def _short_text(buf, pos, neg, k, p, dry):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off, sym_data, sym_off,
+def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off, sym_data, sym_off,
         tm_data, tm_off, prog, prog_lo, nkinds, nstates, after_id, after_time, kp, flt, flt_data, flt_off,
         sep, tim, tim_ix, tv_data, tv_off, bad, bad_data, bad_off, counts):
-    """Dry (buf unused): fills kp (each finite non-zero float's decimal k * 32 + p, or -1), flt
-    (the floats of -1, for polars), tim (times, us) and bad ((record, op) of
-    values out of range) in the order the wet pass reads their texts, sets counts to their
-    numbers and returns the bytes of everything else. Wet: writes the lines into buf, reading
-    those texts from (flt_data, flt_off) (each followed by sep bytes of separator),
-    (tv_data, tv_off)[tim_ix] and (bad_data, bad_off),
-    and returns the bytes written (len(buf) when the sizes agree)."""
+    """One pass (`one`, the common case): writes the lines into buf, formatting every value
+    itself, and returns the bytes written, or -1 as soon as a value needs the two passes (a float
+    `short` leaves to polars, a time outside years 1000..9999, a value out of range) or buf is
+    too small. Dry (buf unused): fills kp (each finite non-zero float's decimal k * 32 + p, or
+    -1), flt (the floats of -1, for polars), tim (times, us) and bad ((record, op) of values out
+    of range) in the order the wet pass reads their texts, sets counts to their numbers and
+    returns the bytes of everything else. Wet: writes the lines into buf, reading those texts
+    from (flt_data, flt_off) (each followed by sep bytes of separator), (tv_data, tv_off)[tim_ix]
+    and (bad_data, bad_off), and returns the bytes written (len(buf) when the sizes agree)."""
     pos = 0
     nf = nt = nb = nk = 0
     for q in range(len(sym)):
@@ -281,15 +283,18 @@ def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off,
                     a = MINUS_ZERO if np.signbit(x) else ZERO
                 else:
                     ax = abs(x)
-                    if dry:  # the dry pass finds the decimal (k, p), the wet one reads it
+                    if dry or one:  # the dry pass finds the decimal (k, p), the wet one reads it
                         k, p = short(ax)
-                        kp[nk] = k * 32 + p if k >= 0 else -1
+                        if dry:
+                            kp[nk] = k * 32 + p if k >= 0 else -1
                     else:
                         k = kp[nk]
                         k, p = (k >> 5, k & 31) if k >= 0 else (k, 0)
                     nk += 1
                     if k >= 0:
                         pos = _short_text(buf, pos, x < 0, k, p, dry)
+                    elif one:
+                        return -1
                     elif dry:
                         flt[nf] = x
                         nf += 1
@@ -319,7 +324,12 @@ def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off,
             elif op == TIME:
                 if abs(x) < _I64:
                     pos = _put(buf, pos, 34, dry)
-                    if dry:
+                    if one:
+                        us = np.int64(x)
+                        pos = _stamp(buf, pos, us // 1_000_000, us % 1_000_000 * 1000)
+                        if pos < 0:
+                            return -1
+                    elif dry:
                         tim[nt] = np.int64(x)
                     else:
                         v = tim_ix[nt]
@@ -333,12 +343,16 @@ def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off,
             if a >= 0:
                 pos = _lit(buf, pos, lit, lit_off, a, dry)
             elif out:
+                if one:
+                    return -1
                 if dry:
                     bad[nb, 0], bad[nb, 1] = q, o
                 else:
                     pos = _copy(buf, pos, bad_data, bad_off[nb], bad_off[nb + 1], dry)
                 nb += 1
         pos = _lit(buf, pos, lit, lit_off, TAIL_LATE if late[q] else TAIL, dry)
+        if one and pos > len(buf):
+            return -1
     counts[0], counts[1], counts[2] = nf, nt, nb
     return pos
 
@@ -346,6 +360,44 @@ def run(buf, dry, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off,
 _YEAR_1000 = -30_610_224_000  # 1000-01-01 in seconds: from here ...
 _YEAR_10000 = 253_402_300_800  # ... to the end of 9999 a year has 4 digits (else: the caller's rfc3339)
 STAMP = 30  # most bytes of a stamp: 2024-05-01T13:30:00.123456789Z
+
+
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
+def _stamp(data, pos, s, f):
+    """`events.rfc3339` of (seconds s, nanoseconds f) written at pos (STAMP bytes at most, each
+    write checked); returns the new position, or -1 for a year outside 1000..9999."""
+    if s < _YEAR_1000 or s >= _YEAR_10000:
+        return -1
+    days = s // 86400
+    rem = s - days * 86400
+    z = days + 719468  # days from 0000-03-01 (H. Hinnant's civil_from_days)
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
+    pos = _uint(data, pos, year, 4, False)
+    pos = _put(data, pos, 45, False)
+    pos = _uint(data, pos, month, 2, False)
+    pos = _put(data, pos, 45, False)
+    pos = _uint(data, pos, day, 2, False)
+    pos = _put(data, pos, 84, False)
+    pos = _uint(data, pos, rem // 3600, 2, False)
+    pos = _put(data, pos, 58, False)
+    pos = _uint(data, pos, rem // 60 % 60, 2, False)
+    pos = _put(data, pos, 58, False)
+    pos = _uint(data, pos, rem % 60, 2, False)
+    if f:  # .123456789 without its trailing zeros
+        d = 9
+        while f % 10 == 0:
+            f //= 10
+            d -= 1
+        pos = _put(data, pos, 46, False)
+        pos = _uint(data, pos, f, d, False)
+    return _put(data, pos, 90, False)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -357,40 +409,10 @@ def stamps(sec, frac, data, off):
     left = 0
     for i in range(len(sec)):
         off[i] = pos
-        s = sec[i]
-        if s < _YEAR_1000 or s >= _YEAR_10000:
+        end = _stamp(data, pos, sec[i], frac[i])
+        if end < 0:
             left += 1
-            continue
-        days = s // 86400
-        rem = s - days * 86400
-        z = days + 719468  # days from 0000-03-01 (H. Hinnant's civil_from_days)
-        era = z // 146097
-        doe = z - era * 146097
-        yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-        doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-        mp = (5 * doy + 2) // 153
-        day = doy - (153 * mp + 2) // 5 + 1
-        month = mp + 3 if mp < 10 else mp - 9
-        year = yoe + era * 400 + (month <= 2)
-        pos = _uint(data, pos, year, 4, False)
-        pos = _put(data, pos, 45, False)
-        pos = _uint(data, pos, month, 2, False)
-        pos = _put(data, pos, 45, False)
-        pos = _uint(data, pos, day, 2, False)
-        pos = _put(data, pos, 84, False)
-        pos = _uint(data, pos, rem // 3600, 2, False)
-        pos = _put(data, pos, 58, False)
-        pos = _uint(data, pos, rem // 60 % 60, 2, False)
-        pos = _put(data, pos, 58, False)
-        pos = _uint(data, pos, rem % 60, 2, False)
-        f = frac[i]
-        if f:  # .123456789 without its trailing zeros
-            d = 9
-            while f % 10 == 0:
-                f //= 10
-                d -= 1
-            pos = _put(data, pos, 46, False)
-            pos = _uint(data, pos, f, d, False)
-        pos = _put(data, pos, 90, False)
+        else:
+            pos = end
     off[len(sec)] = pos
     return left

@@ -20,6 +20,7 @@ records take the per-event path: there it is the faster one.
 from __future__ import annotations
 
 import ctypes
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from .outputs.jsonl import encode_lines
 from .signals.common import KINDS
 
 _FEW = 64  # this few distinct times are formatted by `rfc3339` itself
+NUMBER = 25  # most bytes of a number the kernel writes: "-0.000" and 17 digits, or "-1234567890123.45678"
 _FEW_FLOATS = 2000  # this few floats are formatted by msgspec (in one list), more by polars (a fixed cost)
 
 
@@ -150,6 +152,24 @@ class LineEncoder:
             count[2, j] = np.isin(c, (lk.SIGN, lk.INT, lk.ZONE, lk.TIME)).sum()
         self._counts = count
         self._max_col = max((f.col for f in self._op_field if f is not None), default=-1)
+        self._most = self._most_bytes(lits)
+
+    def _most_bytes(self, lits: list[str]) -> np.ndarray:
+        """Per rule: the most bytes a line of it can take but for its symbol and time (each twice)."""
+        size = np.array([len(x.encode()) for x in lits], dtype=np.int64)
+        nk, ns = len(KINDS), len(STATES)
+        widest = {lk.NUM: NUMBER, lk.PCT: NUMBER, lk.SIGN: 20, lk.INT: 20, lk.TIME: 2 + lk.STAMP,
+                  lk.DIRECTION: int(max(size[lk.UP], size[lk.DOWN])), lk.LIT: 0}
+        most = np.zeros(len(self.rule_names), dtype=np.int64)
+        for j in range(len(self.rule_names)):
+            ids = size[self._after_id + j * nk : self._after_id + (j + 1) * nk]
+            times = size[self._after_time + j * nk * ns : self._after_time + (j + 1) * nk * ns]
+            most[j] = (int(size[[lk.HEAD, lk.ID, lk.BAR, lk.TIMEKEY]].sum()) + 20 + int(ids.max())
+                       + int(times.max()) + int(max(size[lk.TAIL], size[lk.TAIL_LATE])))
+            for op, _, names, count, before in self._prog[self._prog_lo[j] : self._prog_lo[j + 1]].tolist():
+                value = int(size[names : names + count].max()) if op == lk.ZONE else widest[op]
+                most[j] += (int(size[before]) if before >= 0 else 0) + max(value, int(size[lk.NULL]))
+        return most
 
     # ---- caches --------------------------------------------------------------------------------
     def _symbol_table(self, symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -190,23 +210,35 @@ class LineEncoder:
         if not -(2**63) < seq0 < 2**63 - n:
             raise ValueError("seq out of range")
 
-        # 1. dry: what the numba pass cannot write itself (floats, times, odd values), in its order
         sym_data, sym_off = self._symbol_table(symbols)
         times, t_ix = _runs(t)
         tm_data, tm_off = _time_table(times // 1_000_000_000, times % 1_000_000_000)
+        t_ix = t_ix.astype(np.int64)
         bound = self._counts[:, rule.min() : rule.max() + 1] @ np.bincount(rule - rule.min())
         flt = np.empty(bound[0], dtype=np.float64)
         tim = np.empty(bound[1], dtype=np.int64)
         bad = np.empty((bound[2], 2), dtype=np.int64)
         counts = np.zeros(3, dtype=np.int64)
-        head = (seq0, sym, t_ix.astype(np.int64), rule, kind, state, late, values, self._lit, self._lit_off,
+        head = (seq0, sym, t_ix, rule, kind, state, late, values, self._lit, self._lit_off,
                 sym_data, sym_off, tm_data, tm_off, self._prog, self._prog_lo, len(KINDS), len(STATES),
                 self._after_id, self._after_time, np.empty(bound[0], dtype=np.int64), flt)
-        known = lk.run(_NOWHERE, True, *head, _EMPTY, _OFF0, 0, tim, _INDEX0, _EMPTY, _OFF0, bad, _EMPTY,
-                       _OFF0, counts)
+        rest = (_EMPTY, _OFF0, 0, tim, _INDEX0, _EMPTY, _OFF0, bad, _EMPTY, _OFF0, counts)
+
+        # 1. one pass, into a buffer the lines cannot overflow (cut to size after), when the kernel
+        # can write every value itself (the common case)
+        most = (int(self._most[rule].sum()) + 2 * int(np.diff(sym_off)[sym].sum())
+                + 2 * int(np.diff(tm_off)[t_ix].sum()))
+        blob = _new_blob(most)
+        done = lk.run(blob.buf, False, True, *head, *rest)
+        if done >= 0:
+            return blob.bytes(done)
+        del blob
+
+        # 2. dry: what the numba pass cannot write itself (floats, times, odd values), in its order
+        known = lk.run(_NOWHERE, True, False, *head, *rest)
         nf, nt, nb = counts.tolist()
 
-        # 2. their texts: floats by polars, times by the kernel, odd values by the Event path's own
+        # 3. their texts: floats by polars, times by the kernel, odd values by the Event path's own
         # formatter (or its error)
         if nf > _FEW_FLOATS:
             flt_data, flt_off = _table(pl.Series(flt[:nf]).cast(pl.String))
@@ -224,13 +256,13 @@ class LineEncoder:
         bad_data, bad_off = _pack([_json(format_value(fields[o], float(values[q, fields[o].col])))
                                    for q, o in bad[:nb].tolist()])
 
-        # 3. wet: the lines, written into the bytes object returned
+        # 4. wet: the lines, written into the bytes object returned
         big = flt_data[flt_off[0] : flt_off[-1]]
         size = (known + int(flt_off[-1] - flt_off[0]) - sep * nf - int(np.count_nonzero(big == 43))
                 + int(np.diff(tv_off)[tim_ix].sum()) + int(bad_off[-1]))
         out, buf = _new_bytes(size)
-        done = lk.run(buf, False, *head, flt_data, flt_off, sep, tim, tim_ix, tv_data, tv_off, bad, bad_data,
-                      bad_off, counts)
+        done = lk.run(buf, False, False, *head, flt_data, flt_off, sep, tim, tim_ix, tv_data, tv_off, bad,
+                      bad_data, bad_off, counts)
         if done != size:
             raise RuntimeError(f"JSON lines of {done} bytes, {size} expected")
         return out if isinstance(out, bytes) else bytes(out)
@@ -350,3 +382,69 @@ def _bytes_writer():
 
 
 _new_bytes = _bytes_writer()
+
+
+class _CutBlob:
+    """size bytes to fill (`buf`), then `bytes(n)`: the first n as a bytes object. A new bytes
+    object is filled in place (as `_bytes_writer`) and cut to n with `_PyBytes_Resize` (a
+    realloc that shrinks where it is: no copy). Until then it is a bare pointer holding the only
+    reference (no Python object refers to it), as `_PyBytes_Resize` requires."""
+
+    api: Any = None  # (PyBytes_FromStringAndSize, _PyBytes_Resize, Py_DecRef), set by _blob_maker
+
+    def __init__(self, size: int) -> None:
+        new, _, _ = self.api
+        self._ptr: ctypes.c_void_p | None = ctypes.c_void_p(new(None, max(size, 1)))
+        if not self._ptr.value:
+            raise MemoryError(f"cannot allocate {size} bytes of lines")
+        self.buf = np.asarray(_Memory(self._ptr.value + bytes.__basicsize__ - 1, size))
+
+    def bytes(self, n: int) -> bytes:
+        _, resize, decref = self.api
+        self.buf = _NOWHERE
+        ptr, self._ptr = self._ptr, None
+        if resize(ctypes.byref(ptr), n) != 0:  # it freed the object
+            raise MemoryError("cannot cut a bytes object to size")
+        out = ctypes.cast(ptr, ctypes.py_object).value  # a second reference ...
+        decref(ptr)  # ... and the only one now
+        return out
+
+    def __del__(self) -> None:  # never cut (an error between): release it
+        if self._ptr is not None and self._ptr.value:
+            self.api[2](self._ptr)
+
+
+class _CopiedBlob:
+    """`_CutBlob` where a bytes object cannot be filled and cut: a bytearray, copied."""
+
+    def __init__(self, size: int) -> None:
+        self._out = bytearray(size)
+        self.buf = np.frombuffer(self._out, dtype=np.uint8)
+
+    def bytes(self, n: int) -> bytes:
+        self.buf = _NOWHERE
+        return bytes(memoryview(self._out)[:n])
+
+
+def _blob_maker() -> type[_CutBlob] | type[_CopiedBlob]:
+    """_CutBlob if this Python allows it (checked once, references counted), else _CopiedBlob."""
+    try:
+        api = ctypes.pythonapi
+        new = api["PyBytes_FromStringAndSize"]  # its own function object: restype c_void_p
+        new.restype, new.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_ssize_t]
+        resize = api["_PyBytes_Resize"]
+        resize.restype, resize.argtypes = ctypes.c_int, [ctypes.POINTER(ctypes.c_void_p), ctypes.c_ssize_t]
+        decref = api["Py_DecRef"]
+        decref.restype, decref.argtypes = None, [ctypes.c_void_p]
+        _CutBlob.api = (new, resize, decref)
+        probe = _CutBlob(1 << 20)
+        probe.buf[:5] = np.frombuffer(b"probe", dtype=np.uint8)
+        out = probe.bytes(5)
+        if out == b"probe" and type(out) is bytes and sys.getrefcount(out) == 2:
+            return _CutBlob
+    except (AttributeError, TypeError, ValueError, OSError, MemoryError):
+        pass
+    return _CopiedBlob
+
+
+_new_blob = _blob_maker()

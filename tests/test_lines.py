@@ -323,6 +323,50 @@ def test_the_engines_own_events(daily):
     assert_same(head + tail, want)
 
 
+def test_one_pass_and_the_two_it_falls_back_to(daily, monkeypatch):
+    """The engine's events over real bars take one pass (every value written by the kernel,
+    divergences' pivot times too, with microseconds or before 1970); a value it leaves to others (a float of 1e22, a time in year
+    20000) sends the block to the two passes; both give the Event path's bytes, and so does the
+    buffer that is copied where a bytes object cannot be cut in place."""
+    import stream.lines as lines
+    from stream.bars import BarBatch
+    from stream.engine import Engine
+
+    engine = Engine()
+    events = engine.process(BarBatch.from_polars(daily))
+    names = [r.name for r in engine.program.rules]
+    rec = events_to_records(events, engine.symbols, names, engine.fields)
+    enc = LineEncoder(engine.timeframe, names, engine.fields)
+    modes: list[str] = []
+    run = lines.lk.run
+
+    def spy(buf, dry, one, *args):
+        modes.append("one" if one else "dry" if dry else "wet")
+        return run(buf, dry, one, *args)
+
+    monkeypatch.setattr(lines.lk, "run", spy)
+    assert any(f.fmt == TIME for fs in engine.fields for f in fs) and "rsi_divergence" in {e.rule for e in events}
+    assert_same(enc.encode(engine.symbols, 0, **rec), encode_lines(events))
+    assert modes == ["one"]
+    div = names.index("rsi_divergence")
+    q = int(np.flatnonzero(rec["rule"] == div)[0])
+    time_col = next(f.col for f in engine.fields[div] if f.fmt == TIME)
+    num_col = next(f.col for f in engine.fields[div] if f.fmt == NUM)
+    for col, value, passes in ((time_col, 1_714_570_200_123_456.0, ["one"]), (time_col, -3e15, ["one"]),
+                               (num_col, 1e22, ["one", "dry", "wet"]),
+                               (time_col, 253_402_300_800e6 * 2, ["one", "dry", "wet"])):
+        spoilt = {k: v.copy() for k, v in rec.items()}
+        spoilt["values"][q, col] = value
+        modes.clear()
+        got = enc.encode(engine.symbols, 0, **spoilt)
+        assert modes == passes
+        assert_same(got, reference(engine.timeframe, names, engine.fields, engine.symbols, 0, **spoilt))
+    monkeypatch.setattr(lines, "_new_blob", lines._CopiedBlob)
+    modes.clear()
+    assert_same(enc.encode(engine.symbols, 0, **rec), encode_lines(events))
+    assert modes == ["one"]
+
+
 def test_layouts_compiled_from_a_config():
     """The fields as the engine builds them from a config (compile_program's rule inputs): a cross
     of close, a level, bands with the default zones, a channel, a divergence, a pending cross
