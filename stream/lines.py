@@ -8,8 +8,9 @@ is escaped once by msgspec itself and kept as a literal; integers, times (one te
 value) and floats in [1e-4, 1e15) (but for a few below 1e-3: see `linekernel.short`) are
 formatted by the kernel; other floats by polars (its text is msgspec's shortest round-trip text,
 but for the exponent's sign: "1e+22" -> "1e22"), or by msgspec when they are few. The kernel
-runs twice: dry, to find what it cannot format itself and the size of the output, then to write
-it.
+writes a block in one pass, into a bytes object sized for its longest possible lines and cut to
+size after; a block with a value it leaves to others takes two passes: dry, to find those values
+and the size of the output, then wet, to write it.
 
 Values out of the kernel's range (an integer beyond int64, a zone index out of range, a NaN or
 infinite zone or time) are rare and handed to the Event path's own formatters, in record order,
@@ -260,12 +261,12 @@ class LineEncoder:
         big = flt_data[flt_off[0] : flt_off[-1]]
         size = (known + int(flt_off[-1] - flt_off[0]) - sep * nf - int(np.count_nonzero(big == 43))
                 + int(np.diff(tv_off)[tim_ix].sum()) + int(bad_off[-1]))
-        out, buf = _new_bytes(size)
-        done = lk.run(buf, False, False, *head, flt_data, flt_off, sep, tim, tim_ix, tv_data, tv_off, bad,
-                      bad_data, bad_off, counts)
+        blob = _new_blob(size)
+        done = lk.run(blob.buf, False, False, *head, flt_data, flt_off, sep, tim, tim_ix, tv_data, tv_off,
+                      bad, bad_data, bad_off, counts)
         if done != size:
             raise RuntimeError(f"JSON lines of {done} bytes, {size} expected")
-        return out if isinstance(out, bytes) else bytes(out)
+        return blob.bytes(done)
 
     def _per_event(self, symbols, seq0: int, sym, t, rule, kind, state, late, values) -> bytes:
         """The same lines the per-event way: Event objects, msgspec (for small blocks)."""
@@ -350,45 +351,12 @@ class _Memory:
                                     "version": 3}
 
 
-def _bytes_writer():
-    """A function size -> (bytes object, writable uint8 array over its contents): CPython lets a
-    new bytes object be filled in place before anyone sees it (as C code does), which saves
-    copying the whole output once (the caller keeps the bytes object alive while it writes).
-    Elsewhere (or if the check fails) a bytearray, copied at the end."""
-
-    def fallback(size: int) -> tuple[Any, np.ndarray]:
-        out = bytearray(size)
-        return out, np.frombuffer(out, dtype=np.uint8)
-
-    try:
-        new = ctypes.pythonapi.PyBytes_FromStringAndSize
-        new.restype = ctypes.py_object
-        new.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
-        head = bytes.__basicsize__ - 1  # offsetof(PyBytesObject, ob_sval)
-
-        def direct(size: int) -> tuple[Any, np.ndarray]:
-            if size == 0:
-                return b"", np.zeros(0, dtype=np.uint8)
-            out = new(None, size)
-            return out, np.asarray(_Memory(id(out) + head, size))
-
-        probe, buf = direct(5)
-        buf[:] = np.frombuffer(b"probe", dtype=np.uint8)
-        if probe == b"probe" and type(probe) is bytes:
-            return direct
-    except (AttributeError, TypeError, ValueError, OSError):
-        pass
-    return fallback
-
-
-_new_bytes = _bytes_writer()
-
-
 class _CutBlob:
-    """size bytes to fill (`buf`), then `bytes(n)`: the first n as a bytes object. A new bytes
-    object is filled in place (as `_bytes_writer`) and cut to n with `_PyBytes_Resize` (a
-    realloc that shrinks where it is: no copy). Until then it is a bare pointer holding the only
-    reference (no Python object refers to it), as `_PyBytes_Resize` requires."""
+    """size bytes to fill (`buf`), then `bytes(n)`: the first n as a bytes object. CPython lets a
+    new bytes object be filled in place before anyone sees it (as C code does), which saves
+    copying the output once, and cut to n with `_PyBytes_Resize` (a realloc that shrinks where
+    it is: no copy either). Until then it is a bare pointer holding the only reference (no Python
+    object refers to it), as `_PyBytes_Resize` requires."""
 
     api: Any = None  # (PyBytes_FromStringAndSize, _PyBytes_Resize, Py_DecRef), set by _blob_maker
 

@@ -443,7 +443,8 @@ def test_sixteen_and_seventeen_digit_floats_are_written_as_msgspec_writes_them()
 
 def test_strided_columns_and_the_copying_writer(monkeypatch):
     """Columns of one record matrix (as EventBlock passes them) and the writer that fills a
-    bytearray and copies it (where a bytes object cannot be filled in place): the same bytes."""
+    bytearray and copies it (where a bytes object cannot be filled and cut in place): the same
+    bytes."""
     import stream.lines as lines
 
     rng = np.random.default_rng(21)
@@ -457,11 +458,7 @@ def test_strided_columns_and_the_copying_writer(monkeypatch):
     assert type(got) is bytes
     assert_same(got, want)
 
-    def copying(size: int):
-        out = bytearray(size)
-        return out, np.frombuffer(out, dtype=np.uint8)
-
-    monkeypatch.setattr(lines, "_new_bytes", copying)
+    monkeypatch.setattr(lines, "_new_blob", lines._CopiedBlob)
     got = enc.encode(SYMBOLS, 7, **rec)
     assert type(got) is bytes
     assert_same(got, want)
