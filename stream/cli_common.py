@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import gc
 import sys
@@ -14,6 +15,21 @@ class Bad(Exception):
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+COMPILING = 3.0  # seconds of warm-up after which a terminal is told the kernels are compiling
+
+
+async def warmed(warm: asyncio.Future) -> None:
+    """Await the kernels' warm-up (`engine.warm_up` in a thread). Loading cached kernels takes a
+    fraction of a second; compiling them, on a config's first run, minutes: when it is still at
+    it after COMPILING seconds, a terminal is told why nothing shows yet."""
+    try:
+        await asyncio.wait_for(asyncio.shield(warm), COMPILING)
+    except TimeoutError:
+        if sys.stderr.isatty():
+            say("barwatch: compiling the step kernels for this config (its first run only: a few minutes)...")
+        await warm
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:

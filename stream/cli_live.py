@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .cli_common import Bad, add_output_options, settle
+from .cli_common import Bad, add_output_options, settle, warmed
 from .cli_common import say as _say
 from .config import FEEDS, TIMEFRAMES, ConfigError, Settings, load_config
 from .engine import Engine, warm_up
@@ -225,7 +225,7 @@ async def _run(p: Plan) -> int:
     try:
         if live is not None:
             live.start()
-        await loop.run_in_executor(None, warm_up, settings, True)  # no live bar waits for a kernel to load
+        await warmed(loop.run_in_executor(None, warm_up, settings, True))  # no live bar waits for a kernel
         settle()
         work = loop.create_task(session.run(feed))
         await work

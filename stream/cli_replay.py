@@ -18,7 +18,7 @@ from rich.console import Console
 from replay.clock import Pacer, parse_speed
 from replay.store import BadData, Reader, default_data, infer_timeframe, parse_time
 
-from .cli_common import Bad, add_output_options, settle
+from .cli_common import Bad, add_output_options, settle, warmed
 from .cli_common import say as _say
 from .config import TIMEFRAMES, ConfigError, Settings, load_config
 from .engine import Engine, warm_up
@@ -226,7 +226,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
     if speed is not None:
         feed.pacer = Pacer(speed)
 
-    await warm
+    await warmed(warm)
     engine = Engine(settings)
     session = Session(engine, [jsonl] if jsonl is not None else [], ahead=speed is None)
     outputs = session.outputs
