@@ -103,6 +103,16 @@ def test_talib_stream_handles_agree(closes):
             assert ours.update(x) == pytest.approx(handle.update(x), abs=1e-9)
 
 
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.integers(-2, 2), min_size=1, max_size=300), period=st.integers(1, 25))
+def test_extremes_on_ties_and_block_edges(steps, period):
+    """MAX/MIN on integer walks (many equal values) across many blocks of n, period 1 included."""
+    xs = np.cumsum(np.array(steps, dtype=np.float64))
+    for cls, ref in ((MAX, talib.MAX), (MIN, talib.MIN)):
+        expect = xs if period == 1 else ref(xs, period)  # TA-Lib needs a period >= 2
+        assert np.array_equal(stream_values(cls(period), xs), expect, equal_nan=True)
+
+
 def test_bad_period():
     with pytest.raises(ValueError, match="period"):
         SMA(0)

@@ -7,8 +7,6 @@ import numpy as np
 from .block import COUNT, PREV, VALUE
 from .state import JBASE, JLEN, undo
 
-_JOURNAL = 16  # pairs; enough for two steps of any indicator
-
 
 class Indicator:
     """One indicator over one stream. Subclasses set kind, _size and _step (a numba kernel)."""
@@ -17,11 +15,16 @@ class Indicator:
     _size = None
     _step = None
 
+    @staticmethod
+    def _writes(n: int) -> int:
+        """Most state slots one step writes for period n (the undo journal holds two steps)."""
+        return 8
+
     def __init__(self, period: int) -> None:
         if int(period) != period or period < 1:
             raise ValueError(f"{type(self).__name__}: period must be an integer >= 1, got {period}")
         self.period = int(period)
-        self._o = JBASE + 2 * _JOURNAL
+        self._o = JBASE + 2 * 2 * self._writes(self.period)  # update, then peek
         self._S = np.zeros((1, self._o + self._size(self.period)))
         self._S[0, self._o + VALUE] = np.nan
         self._S[0, self._o + PREV] = np.nan

@@ -1,8 +1,14 @@
-"""Highest and lowest input over the last n: a monotonic deque in a ring, amortised O(1).
+"""Highest and lowest input over the last n: van Herk / Gil-Werman blocks, amortised O(1).
 
-Popping only moves the deque's bounds; a push writes one slot, so a step journals a fixed
-number of writes and undo stays O(1). The counters and the ring of input indices are
-integers kept as int64 bits in the state row (read through an int view: no conversions).
+The inputs are cut into blocks of n. A window of the last n inputs spans the end of the last
+whole block and the start of the current one, so its extreme is the better of two values kept
+up to date: the extreme of the current block so far (one comparison a bar) and the extreme of
+the last whole block from the window's first slot on (its suffix extremes, computed once as
+the block completes: n comparisons every n bars). Every bar but a block's first takes the same
+path, whatever the data: no branch depends on the values (a monotonic deque's pops do, and
+were mispredicted on most real bars), and a step writes a fixed number of slots (n + 6 at
+most), so the library's undo journal stays bounded. The position in the block is an integer
+kept as int64 bits in the state row (read through an int view: no conversions).
 """
 
 import numpy as np
@@ -12,58 +18,48 @@ from .base import Indicator
 from .block import COUNT, HEAD, PREV, VALUE
 from .state import put, puti
 
-FRONT = HEAD  # ring position of the deque's front
-LEN = HEAD + 1  # entries in the deque
-VALS = HEAD + 2  # n values, then n input indices
+POS = HEAD  # slot in the block the next input goes to (count mod n, kept: no division)
+RUN = HEAD + 1  # extreme of the current block's inputs so far
+BLOCK = HEAD + 2  # n inputs: the current block (slots < POS), the last whole one (slots >= POS),
+# then n extremes of the last whole block, from each slot to its end (its suffix extremes)
 
 
 def size(n: int) -> int:
-    return VALS + 2 * n
+    return BLOCK + 2 * n
 
 
-@njit(cache=True, _nrt=False, inline="always")
-def _at(h, j, n):
-    """Ring slot of deque entry j (0 = front; -n < j < 2n): wrapped by compares, not a division."""
-    q = h + j
-    q = q - n if q >= n else q
-    return q + n if q < 0 else q
+def writes(n: int) -> int:
+    """Most slots one step writes (a block's first bar: its suffix extremes too)."""
+    return n + 6
 
 
 @njit(cache=True, _nrt=False, inline="always")
 def step(S, r, o, n, x, sign, jn):
-    """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the journal length.
-
-    The deque's values fall (sign * value) from front to back, so the entries x pops are a run at
-    the back: the last four are tested at once, without branches (how many go is data, and a
-    branch on it is mispredicted on most bars), and a loop pops on only when all four went
-    (about 4 % of real bars)."""
+    """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the journal length."""
     SI = S.view(np.int64)
     c = SI[r, o + COUNT]
-    h = SI[r, o + FRONT]
-    m = SI[r, o + LEN]
-    vals = o + VALS
-    idx = o + VALS + n
-    gone = (m > 0) & (SI[r, idx + h] <= c - n)  # the front left the window
-    h = (h + 1 if h + 1 < n else 0) if gone else h
-    m -= gone
-    sx = sign * x
-    k = (((m > 0) & (sign * S[r, vals + _at(h, m - 1, n)] <= sx))
-         + ((m > 1) & (sign * S[r, vals + _at(h, m - 2, n)] <= sx))
-         + ((m > 2) & (sign * S[r, vals + _at(h, m - 3, n)] <= sx))
-         + ((m > 3) & (sign * S[r, vals + _at(h, m - 4, n)] <= sx)))
-    m -= k
-    if k == 4:
-        while m > 0 and sign * S[r, vals + _at(h, m - 1, n)] <= sx:
-            m -= 1
-    slot = _at(h, m, n)
-    jn = put(S, r, jn, vals + slot, x)
-    jn = puti(S, SI, r, jn, idx + slot, c)
-    m += 1
+    j = SI[r, o + POS]
+    suf = o + BLOCK + n
+    if j == 0:  # the last whole block is complete: its suffix extremes, last slot first
+        m = S[r, o + BLOCK + n - 1]
+        jn = put(S, r, jn, suf + n - 1, m)
+        for q in range(n - 2, -1, -1):
+            v = S[r, o + BLOCK + q]
+            m = v if sign * v > sign * m else m
+            jn = put(S, r, jn, suf + q, m)
+        best = x
+    else:
+        run = S[r, o + RUN]
+        best = x if sign * x > sign * run else run
+    jn = put(S, r, jn, o + RUN, best)
+    jn = put(S, r, jn, o + BLOCK + j, x)
     if c >= n - 1:
+        k = j + 1 if j + 1 < n else j  # the window's first slot in the last whole block ...
+        tail = S[r, suf + k]
+        tail = tail if j + 1 < n else best  # ... none when the window is the current block
         jn = put(S, r, jn, o + PREV, S[r, o + VALUE])
-        jn = put(S, r, jn, o + VALUE, S[r, vals + h])
-    jn = puti(S, SI, r, jn, o + FRONT, h)
-    jn = puti(S, SI, r, jn, o + LEN, m)
+        jn = put(S, r, jn, o + VALUE, tail if sign * tail > sign * best else best)
+    jn = puti(S, SI, r, jn, o + POS, j + 1 if j + 1 < n else 0)
     jn = puti(S, SI, r, jn, o + COUNT, c + 1)
     return jn
 
@@ -83,6 +79,7 @@ class MAX(Indicator):
 
     kind = 3
     _size = staticmethod(size)
+    _writes = staticmethod(writes)
     _step = staticmethod(step_max)
 
 
@@ -91,4 +88,5 @@ class MIN(Indicator):
 
     kind = 4
     _size = staticmethod(size)
+    _writes = staticmethod(writes)
     _step = staticmethod(step_min)
