@@ -168,7 +168,7 @@ class _Gen:
 
     def apply(self) -> None:
         p = self.p
-        self.emit("@njit(cache=True, _nrt=False, inline='always')", 0)
+        self.emit("@njit(cache=True, _nrt=False, forceinline=True)", 0)
         self.emit("def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state):", 0)
         self.emit("jn = -1  # no journal: the engine goes back to saved rows (kernel._bar)")
         self.emit(f"jn = put(S, r, jn, {p.sb + PREV_CLOSE}, {self.bar(CLOSE)})")
@@ -212,8 +212,8 @@ def source(p: Program) -> str:
     g.triggers()
     # the templates: one bar (inlined into the loops), a batch's loop (nogil: a replay encodes
     # the previous batch's lines in a worker thread meanwhile), the state buffers' views, one bar
-    templates = [("inline='always'", kernel._bar), ("nogil=True", kernel.run),
-                 ("inline='always'", kernel.unpack), ("nogil=True", kernel.run_one)]
+    templates = [("forceinline=True", kernel._bar), ("nogil=True", kernel.run),
+                 ("forceinline=True", kernel.unpack), ("nogil=True", kernel.run_one)]
     sizes = f"WIDTH, NR = {p.width}, {len(p.rules)}  # this config's state row width and rule count\n\n"
     return HEADER + sizes + "\n".join(g.lines) + "".join(
         f"\n\n@njit(cache=True, _nrt=False, {flag})\n" + inspect.getsource(fn) for flag, fn in templates)

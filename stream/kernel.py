@@ -104,7 +104,7 @@ def reconcile(EI, EF, e0, e, I, r, old, store, drop, row, rstate, tmp, nr):
     return w
 
 
-@njit(cache=True, _nrt=False, inline="always")  # a call would pass ~30 exploded array fields
+@njit(cache=True, _nrt=False, forceinline=True)  # a call would pass ~30 exploded array fields
 def publish(EI, EF, e0, e, r, ti, drop, SAYT, SAYV):
     """Turn one bar's records [e0, e) into what is said; returns the new end. A signal is
     remembered (time and values) per rule, kind and final/forming; a retraction repeats

@@ -81,7 +81,7 @@ def _mul128(typingctx, a, b):
     return sig, codegen
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def short(ax):
     """(k, p) with ax == k / 10**p, k of at most 17 digits and no trailing zero (p > 0): the
     shortest round-trip decimal of ax in [1e-4, 1e15), the one nearest ax of that length (ties to
@@ -131,7 +131,7 @@ def _long(ax, e2, e):
     return -1, 0
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _strip(k, p):
     """(k, p) without trailing zeros in k (while p > 0)."""
     # trailing zeros off, without branches (the data decides them), in unsigned arithmetic
@@ -152,21 +152,21 @@ def _strip(k, p):
     return k, p
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _digits(v):
     """Digits of v >= 0: from its bit length (log10(2) ~ 1233 / 4096), one less if below 10**t."""
     t = ((64 - leading_zeros(v | 1)) * 1233) >> 12
     return t + 1 if t == 0 or v >= _P10I[t] else t
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _put(buf, pos, c, dry):
     if not dry and pos < len(buf):
         buf[pos] = c
     return pos + 1
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _uint(buf, pos, v, d, dry):
     """Writes v >= 0 in d digits (zero-padded) at pos."""
     if not dry and pos + d <= len(buf):
@@ -184,7 +184,7 @@ def _uint(buf, pos, v, d, dry):
     return pos + d
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _int(buf, pos, v, dry):
     if v < 0:
         pos = _put(buf, pos, 45, dry)
@@ -192,7 +192,7 @@ def _int(buf, pos, v, dry):
     return _uint(buf, pos, v, _digits(v), dry)
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _copy(buf, pos, data, lo, hi, dry):
     """Copies data[lo:hi] to buf[pos:]: 16 bytes at a time where buf has room for the last
     (every table ends in PAD spare bytes, so its reads stay inside it)."""
@@ -207,12 +207,12 @@ def _copy(buf, pos, data, lo, hi, dry):
     return pos + n
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _lit(buf, pos, lit, lit_off, a, dry):
     return _copy(buf, pos, lit, lit_off[a], lit_off[a + 1], dry)
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _short_text(buf, pos, neg, k, p, dry):
     if dry:  # k.0, 0.000ddd, dd.ddd
         return pos + neg + max(_digits(k) + 1, p + 2) + (p == 0)
@@ -362,7 +362,7 @@ _YEAR_10000 = 253_402_300_800  # ... to the end of 9999 a year has 4 digits (els
 STAMP = 30  # most bytes of a stamp: 2024-05-01T13:30:00.123456789Z
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _stamp(data, pos, s, f):
     """`events.rfc3339` of (seconds s, nanoseconds f) written at pos (STAMP bytes at most, each
     write checked); returns the new position, or -1 for a year outside 1000..9999."""

@@ -33,7 +33,7 @@ def writes(n: int) -> int:
     return n + 6
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, n, x, sign, jn):
     """Add input x; sign=+1 keeps the maximum, -1 the minimum. Returns the journal length."""
     SI = S.view(np.int64)
@@ -64,12 +64,12 @@ def step(S, r, o, n, x, sign, jn):
     return jn
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step_max(S, r, o, n, x, jn):
     return step(S, r, o, n, x, 1.0, jn)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step_min(S, r, o, n, x, jn):
     return step(S, r, o, n, x, -1.0, jn)
 

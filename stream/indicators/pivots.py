@@ -19,13 +19,13 @@ def size(k: int) -> int:
 WRITES = 4
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def wrap(slot, w):
     """slot modulo w for 0 <= slot < 2w, without an integer division."""
     return slot - w if slot >= w else slot
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def classify(S, r, ring, k, oldest, count):
     """Pivot type of the input k back, given a ring of the 2k+1 latest inputs whose oldest is at
     slot `oldest`, and `count` inputs seen: +1 high, -1 low, 0 neither (or not enough inputs).
@@ -51,14 +51,14 @@ def classify(S, r, ring, k, oldest, count):
     return 1 if high else (-1 if low else 0)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def push(S, r, ring, w, slot, x, jn):
     """Write input x at `slot` of a ring kept twice over (`classify`); returns the journal length."""
     jn = put(S, r, jn, ring + slot, x)
     return put(S, r, jn, ring + slot + w, x)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, k, x, jn):
     """Add input x; returns (pivot type of the input k back: +1, -1 or 0; journal length)."""
     w = 2 * k + 1

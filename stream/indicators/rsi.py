@@ -17,7 +17,7 @@ def size(n: int) -> int:
     return HEAD + 3
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def _ratio(g, lo):
     t = g + lo
     if -1e-8 < t < 1e-8:  # TA_IS_ZERO
@@ -25,7 +25,7 @@ def _ratio(g, lo):
     return 100.0 * (g / t)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, n, x, jn):
     """Add input x (journal length jn); returns the new journal length."""
     c = int(S[r, o + COUNT])
@@ -52,7 +52,7 @@ def step(S, r, o, n, x, jn):
     return jn
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def trigger(S, r, o, n, level):
     """The next input at which RSI would land exactly on `level` (NaN if not ready)."""
     if S[r, o + COUNT] <= n or not 0.0 < level < 100.0:

@@ -17,7 +17,7 @@ def size(n: int) -> int:
     return RING + n
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, n, x, jn):
     """Add input x (journal length jn); returns the new journal length."""
     c = int(S[r, o + COUNT])
@@ -36,7 +36,7 @@ def step(S, r, o, n, x, jn):
     return jn
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def affine(S, r, o, n):
     """(alpha, beta): the next value is alpha + beta * x for the next input x."""
     if S[r, o + COUNT] < n - 1:

@@ -17,7 +17,7 @@ JLEN = 0  # slot of the journal length
 JBASE = 1  # first journal pair
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def _put(A, S, r, jn, k, v):
     """Write A[r, k] = v (A is S, or S viewed as int64), journaling slot k in S and the old
     value's bits through A as entry jn; returns jn + 1 (jn < 0: no journal, returns jn)."""
@@ -31,14 +31,14 @@ def _put(A, S, r, jn, k, v):
     return jn + 1
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def put(S, r, jn, k, v):
     """Write S[r, k] = v, journaling the old value as entry jn; returns jn + 1.
     jn < 0 writes without a journal (a bar that nothing can revise or peek past)."""
     return _put(S, S, r, jn, k, v)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def puti(S, SI, r, jn, k, v):
     """`put` for a slot holding an integer, read and written through SI (S viewed as int64): no
     float conversions on the hot path. The journal keeps the old bits; undo moves them back

@@ -12,7 +12,7 @@ ZONE, BARS = 0, 1  # zone index (-1 unknown), bars in it
 SIZE = 2
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, v, vp, z, close, EI, EF, e, row, j, state, jn):
     """Series value v (previous vp) in zone z (the number of levels at or below v)."""
     if v != v:

@@ -11,7 +11,7 @@ SIDE = 0  # -1 broken below, +1 broken above, 0 inside
 SIZE = 1
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, lowest, highest, c, EI, EF, e, row, j, state, jn):
     """Close c against the lowest low and highest high as of the previous bar."""
     if lowest != lowest or highest != highest:

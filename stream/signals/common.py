@@ -53,7 +53,7 @@ RETRACTED = 2  # the state of a published retraction (either kind)
 V_WIDTH = 10
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def sign(d):
     """Sign of a change (value - previous): +1 rising, -1 falling, 0 flat, NaN unknown."""
     if d > 0:
@@ -65,7 +65,7 @@ def sign(d):
     return math.nan
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def emit(EI, e, row, r, rule, kind, state):
     """Write event record e (its values are written by the rule)."""
     EI[e, E_ROW] = row

@@ -11,7 +11,7 @@ SIDE, CAND, COUNT = 0, 1, 2  # side held (+1 above, -1 below, 0 unknown); candid
 SIZE = 3
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, a, ap, b, bp, gap, confirm, up_kind, down_kind, close, EI, EF, e, row, j, state, jn):
     """Series a (previous value ap) against b (bp); fires up_kind / down_kind on a held change."""
     d = a - b

@@ -21,7 +21,7 @@ def size(k: int) -> int:
     return RINGS + 4 * (2 * k + 1)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, k, lookback, price, osc, oscp, close, nbars, t_us, EI, EF, e, row, j, state, jn):
     """This bar's price and oscillator (osc, previous oscp); the bar is number nbars."""
     w = 2 * k + 1

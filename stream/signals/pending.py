@@ -16,7 +16,7 @@ DIRECTION = 0  # direction of the cross last announced while pending, 0 when not
 SIZE = 1
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def solve(aa, ba, ab, bb):
     """x with aa + ba * x == ab + bb * x (NaN when the lines are parallel or unknown)."""
     if ba == bb or ba != ba or bb != bb:
@@ -24,7 +24,7 @@ def solve(aa, ba, ab, bb):
     return (ab - aa) / (ba - bb)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False, forceinline=True)
 def step(S, r, o, a, ap, b, bp, x, within, c, EI, EF, e, row, j, state, jn):
     """Series a (previous ap) and b (bp); x is the next close that puts a on b."""
     d = a - b
