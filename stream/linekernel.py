@@ -32,6 +32,8 @@ HEAD, ID, BAR, TIMEKEY, NULL, UP, DOWN, TAIL, TAIL_LATE, ZERO, MINUS_ZERO = rang
 FIXED = 11
 
 PAD = 16  # spare bytes at the end of every text table
+MEMO_BITS = 3
+MEMO = 1 << MEMO_BITS  # rows of run's memo of float texts
 _I64 = 2.0**63
 _P10I = np.array([10**i for i in range(19)], dtype=np.int64)
 _P10U = np.array([10**i for i in range(20)], dtype=np.uint64)
@@ -53,7 +55,8 @@ def _bits(typingctx, x):
 
 @intrinsic
 def _move16(typingctx, dst, dpos, src, spos):
-    """Copies the 16 bytes at src[spos:] to dst[dpos:] (one unaligned load and store, unchecked)."""
+    """Copies the 16 bytes at src[spos:] to dst[dpos:] (one unaligned load and store, unchecked;
+    src may be dst, the ranges may overlap)."""
     sig = types.void(dst, types.intp, src, types.intp)
 
     def codegen(context, builder, signature, args):
@@ -61,7 +64,21 @@ def _move16(typingctx, dst, dpos, src, spos):
         s = context.make_array(signature.args[2])(context, builder, args[2])
         dp = builder.gep(d.data, [args[1]])
         sp = builder.gep(s.data, [args[3]])
-        cgutils.raw_memcpy(builder, dp, sp, ir.Constant(ir.IntType(64), 16), 1)
+        cgutils.raw_memmove(builder, dp, sp, ir.Constant(ir.IntType(64), 16), 1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _store8(typingctx, dst, dpos, val):
+    """Stores the uint64 val at dst[dpos:] as 8 bytes, its lowest byte first (unaligned, unchecked)."""
+    sig = types.void(dst, types.intp, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        d = context.make_array(signature.args[0])(context, builder, args[0])
+        dp = builder.bitcast(builder.gep(d.data, [args[1]]), ir.IntType(64).as_pointer())
+        builder.store(args[2], dp, align=1)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -167,20 +184,46 @@ def _put(buf, pos, c, dry):
 
 
 @njit(cache=True, nogil=True, _nrt=False, forceinline=True)
+def _eight(v):
+    """The 8 digits of v < 10**8 (zero-padded) as ASCII bytes of a uint64, the first digit in its
+    lowest byte: halves, quarters and digits split in parallel lanes (multiplications by
+    2**k / 100 and 2**k / 10, exact in these ranges), no loop and no branch."""
+    v = np.uint64(v)
+    hi = v // np.uint64(10_000)
+    x = hi | ((v - hi * np.uint64(10_000)) << np.uint64(32))  # 32-bit lanes: 4 digits each
+    a = ((x * np.uint64(10486)) >> np.uint64(20)) & np.uint64(0x0000007F_0000007F)  # lane // 100
+    x = a | ((x - a * np.uint64(100)) << np.uint64(16))  # 16-bit lanes: 2 digits each
+    a = ((x * np.uint64(103)) >> np.uint64(10)) & np.uint64(0x000F000F_000F000F)  # lane // 10
+    x = a | ((x - a * np.uint64(10)) << np.uint64(8))  # bytes: 1 digit each
+    return x + np.uint64(0x30303030_30303030)
+
+
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _uint(buf, pos, v, d, dry):
-    """Writes v >= 0 in d digits (zero-padded) at pos."""
-    if not dry and pos + d <= len(buf):
-        u = np.uint64(v)  # unsigned: division by a constant is a multiplication
-        i = pos + d
-        while i - pos >= 2:
-            w = u // np.uint64(100)
-            r = np.int64(u - w * np.uint64(100))
-            u = w
-            buf[i - 1] = _PAIRS[2 * r + 1]
-            buf[i - 2] = _PAIRS[2 * r]
-            i -= 2
-        if i > pos:
-            buf[pos] = 48 + np.int64(u)
+    """Writes v >= 0 in d >= 1 digits (zero-padded; v < 10**d) at pos. Up to 16 digits as one or
+    two 8-byte stores of `_eight` where buf has 8 spare bytes after them (bytes past pos + d are
+    overwritten by what follows, or past the end of the text); else two digits at a time."""
+    if not dry:
+        if d <= 16 and pos + d + 8 <= len(buf):
+            u = np.uint64(v)
+            if d <= 8:
+                _store8(buf, pos, _eight(u) >> np.uint64(64 - 8 * d))
+            else:
+                hi = u // np.uint64(100_000_000)
+                _store8(buf, pos, _eight(hi) >> np.uint64(128 - 8 * d))
+                _store8(buf, pos + d - 8, _eight(u - hi * np.uint64(100_000_000)))
+        elif pos + d <= len(buf):
+            u = np.uint64(v)  # unsigned: division by a constant is a multiplication
+            i = pos + d
+            while i - pos >= 2:
+                w = u // np.uint64(100)
+                r = np.int64(u - w * np.uint64(100))
+                u = w
+                buf[i - 1] = _PAIRS[2 * r + 1]
+                buf[i - 2] = _PAIRS[2 * r]
+                i -= 2
+            if i > pos:
+                buf[pos] = 48 + np.int64(u)
     return pos + d
 
 
@@ -213,7 +256,8 @@ def _lit(buf, pos, lit, lit_off, a, dry):
 
 
 @njit(cache=True, nogil=True, _nrt=False, forceinline=True)
-def _short_text(buf, pos, neg, k, p, dry):
+def _short_text(buf, pos, neg, k, p, ax, dry):
+    """Writes the decimal k / 10**p (`short`'s, of ax) at pos."""
     if dry:  # k.0, 0.000ddd, dd.ddd
         return pos + neg + max(_digits(k) + 1, p + 2) + (p == 0)
     if neg:
@@ -230,15 +274,21 @@ def _short_text(buf, pos, neg, k, p, dry):
             pos = _put(buf, pos, 48, dry)
         return _uint(buf, pos, k, d, dry)
     scale = _P10I[p]
-    pos = _uint(buf, pos, k // scale, d - p, dry)
+    i = np.int64(ax)  # k // scale, or one off where k rounded across an integer: no division
+    f = k - i * scale
+    if f < 0:
+        i, f = i - 1, f + scale
+    elif f >= scale:
+        i, f = i + 1, f - scale
+    pos = _uint(buf, pos, i, d - p, dry)
     pos = _put(buf, pos, 46, dry)
-    return _uint(buf, pos, k % scale, p, dry)
+    return _uint(buf, pos, f, p, dry)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off, sym_data, sym_off,
         tm_data, tm_off, prog, prog_lo, nkinds, nstates, after_id, after_time, kp, flt, flt_data, flt_off,
-        sep, tim, tim_ix, tv_data, tv_off, bad, bad_data, bad_off, counts):
+        sep, tim, tim_ix, tv_data, tv_off, bad, bad_data, bad_off, counts, memo):
     """One pass (`one`, the common case): writes the lines into buf, formatting every value
     itself, and returns the bytes written, or -1 as soon as a value needs the two passes (a float
     `short` leaves to polars, a time outside years 1000..9999, a value out of range) or buf is
@@ -247,8 +297,13 @@ def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit
     of range) in the order the wet pass reads their texts, sets counts to their numbers and
     returns the bytes of everything else. Wet: writes the lines into buf, reading those texts
     from (flt_data, flt_off) (each followed by sep bytes of separator), (tv_data, tv_off)[tim_ix]
-    and (bad_data, bad_off), and returns the bytes written (len(buf) when the sizes agree)."""
+    and (bad_data, bad_off), and returns the bytes written (len(buf) when the sizes agree).
+    One pass keeps in memo (MEMO rows of float bits and where its text is in buf) the floats
+    written last, by a hash of their bits: a value met again (a bar's close in each of its
+    events, both events of a zone change) is copied from its first text, not formatted again."""
     pos = 0
+    for i in range(MEMO):
+        memo[i, 0] = 0  # the bits of 0.0: never looked up (zeros are literals)
     nf = nt = nb = nk = 0
     for q in range(len(sym)):
         s, t, j = sym[q], tix[q], rule[q]
@@ -283,18 +338,29 @@ def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit
                     a = MINUS_ZERO if np.signbit(x) else ZERO
                 else:
                     ax = abs(x)
-                    if dry or one:  # the dry pass finds the decimal (k, p), the wet one reads it
+                    if one:
+                        b = _bits(x)
+                        h = (np.uint64(b) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - MEMO_BITS)
+                        if memo[h, 0] == b:
+                            w = memo[h, 1]
+                            pos = _copy(buf, pos, buf, w >> 8, (w >> 8) + (w & 255), dry)
+                            continue
+                        start = pos
                         k, p = short(ax)
-                        if dry:
-                            kp[nk] = k * 32 + p if k >= 0 else -1
+                        if k < 0:
+                            return -1
+                        pos = _short_text(buf, pos, x < 0, k, p, ax, dry)
+                        memo[h, 0], memo[h, 1] = b, (start << 8) | (pos - start)
+                        continue
+                    if dry:  # the dry pass finds the decimal (k, p), the wet one reads it
+                        k, p = short(ax)
+                        kp[nk] = k * 32 + p if k >= 0 else -1
                     else:
                         k = kp[nk]
                         k, p = (k >> 5, k & 31) if k >= 0 else (k, 0)
                     nk += 1
                     if k >= 0:
-                        pos = _short_text(buf, pos, x < 0, k, p, dry)
-                    elif one:
-                        return -1
+                        pos = _short_text(buf, pos, x < 0, k, p, ax, dry)
                     elif dry:
                         flt[nf] = x
                         nf += 1

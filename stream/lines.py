@@ -223,7 +223,8 @@ class LineEncoder:
         head = (seq0, sym, t_ix, rule, kind, state, late, values, self._lit, self._lit_off,
                 sym_data, sym_off, tm_data, tm_off, self._prog, self._prog_lo, len(KINDS), len(STATES),
                 self._after_id, self._after_time, np.empty(bound[0], dtype=np.int64), flt)
-        rest = (_EMPTY, _OFF0, 0, tim, _INDEX0, _EMPTY, _OFF0, bad, _EMPTY, _OFF0, counts)
+        memo = np.empty((lk.MEMO, 2), dtype=np.int64)
+        rest = (_EMPTY, _OFF0, 0, tim, _INDEX0, _EMPTY, _OFF0, bad, _EMPTY, _OFF0, counts, memo)
 
         # 1. one pass, into a buffer the lines cannot overflow (cut to size after), when the kernel
         # can write every value itself (the common case)
@@ -263,7 +264,7 @@ class LineEncoder:
                 + int(np.diff(tv_off)[tim_ix].sum()) + int(bad_off[-1]))
         blob = _new_blob(size)
         done = lk.run(blob.buf, False, False, *head, flt_data, flt_off, sep, tim, tim_ix, tv_data, tv_off,
-                      bad, bad_data, bad_off, counts)
+                      bad, bad_data, bad_off, counts, memo)
         if done != size:
             raise RuntimeError(f"JSON lines of {done} bytes, {size} expected")
         return blob.bytes(done)

@@ -258,6 +258,38 @@ def test_any_float_is_written_as_msgspec_writes_it(nums, ints):
     assert_same(*both(enc, ["S"], 0, rec))
 
 
+@pytest.mark.parametrize("distinct", [1, 3, 9, 40])
+def test_floats_met_again_are_written_as_the_first_time(distinct, monkeypatch):
+    """The one pass copies a float it wrote a moment ago (`linekernel.run`'s memo): values that
+    repeat within a line and across lines, x beside -x and 100 * x in a percentage, more distinct
+    values than the memo has rows (evictions, collisions), and one left to polars midway (the
+    block falls back to two passes): the Event path's bytes every time."""
+    import stream.lines as lines
+
+    rng = np.random.default_rng(distinct)
+    pool = rng.choice([1.0, 3.5, 109.56, 45.006970611700204, 1e-4, 0.1, 7e12, 123456.789, 2.0 / 3.0], distinct)
+    pool = np.concatenate([pool, rng.normal(50, 20, 40)])[: max(distinct, 1)]
+    fields = (Field("a", 0, NUM), Field("b", 1, NUM), Field("p", 2, PCT), Field("c", 3, NUM))
+    n = 500
+    values = np.zeros((n, 10))
+    for c in range(4):
+        values[:, c] = rng.choice(pool, n) * rng.choice([1.0, -1.0], n)
+    values[::7, 1] = values[::7, 0]  # the same value twice in a line
+    values[1::5, 3] = -values[1::5, 0]
+    rec = {"sym": np.zeros(n, np.int64), "t": np.full(n, T0), "rule": np.zeros(n, np.int64),
+           "kind": np.full(n, 3), "state": np.zeros(n, np.int64), "late": np.zeros(n, bool), "values": values}
+    enc = LineEncoder("1Day", ["r"], [fields])
+    modes: list[bool] = []
+    run = lines.lk.run
+    monkeypatch.setattr(lines.lk, "run", lambda buf, dry, one, *a: modes.append(one) or run(buf, dry, one, *a))
+    assert_same(*both(enc, ["S"], 0, rec))
+    assert modes == [True]
+    rec["values"][n // 2, 0] = 1.2345678901234567e-4  # 17 digits below 1e-3: polars' text, two passes
+    modes.clear()
+    assert_same(*both(enc, ["S"], 0, rec))
+    assert modes == [True, False, False]
+
+
 def events_to_records(events: list[Event], symbols: list[str], names: list[str], fields) -> dict:
     """Back from Events to the record arrays they were made from (the inverse of each format)."""
     sid = {s: i for i, s in enumerate(symbols)}
