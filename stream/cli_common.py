@@ -22,13 +22,13 @@ COMPILING = 3.0  # seconds of warm-up after which a terminal is told the kernels
 
 async def warmed(warm: asyncio.Future) -> None:
     """Await the kernels' warm-up (`engine.warm_up` in a thread). Loading cached kernels takes a
-    fraction of a second; compiling them, on a config's first run, minutes: when it is still at
+    fraction of a second; compiling them, on a config's first run, up to a minute: when it is still at
     it after COMPILING seconds, a terminal is told why nothing shows yet."""
     try:
         await asyncio.wait_for(asyncio.shield(warm), COMPILING)
     except TimeoutError:
         if sys.stderr.isatty():
-            say("barwatch: compiling the step kernels for this config (its first run only: a few minutes)...")
+            say("barwatch: compiling the step kernels for this config (first run only: up to a minute)...")
         await warm
 
 
