@@ -183,7 +183,9 @@ def by_symbol(ids, nsym, order, count):
 @njit(cache=True, _nrt=False, nogil=True)
 def by_row(EI, EF, late, n, out_i, out_f, out_late, count):
     """Records regrouped by symbol back into batch row order (stable: a row's records keep
-    their order), with their late flags. count has one slot per batch row plus one."""
+    their order), with their late flags. out_i is column-major ([E_WIDTH, records]: each
+    column one contiguous run, as the JSON encoder reads them); count has one slot per batch
+    row plus one."""
     ne = EI.shape[0]
     for i in range(n + 1):
         count[i] = 0
@@ -195,7 +197,7 @@ def by_row(EI, EF, late, n, out_i, out_f, out_late, count):
         w = count[EI[q, E_ROW]]
         count[EI[q, E_ROW]] += 1
         for c in range(E_WIDTH):
-            out_i[w, c] = EI[q, c]
+            out_i[c, w] = EI[q, c]
         for c in range(V_WIDTH):
             out_f[w, c] = EF[q, c]
         out_late[w] = late[q]

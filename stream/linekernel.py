@@ -423,6 +423,32 @@ def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit
     return pos
 
 
+@njit(cache=True, nogil=True, _nrt=False)
+def prepare(sym, t, rule, kind, state, nsym, nrules, nkinds, nstates, most, sym_off, per_rule, t_ix, starts):
+    """One pass over n records before `run`: returns (ok, runs, size). ok: every symbol, rule,
+    kind and state index is in range (else nothing more is done: the caller names the column).
+    Runs of equal neighbouring times: runs[i] begins at record starts[i], t_ix[q] is q's run.
+    per_rule: records of each rule. size: the most bytes `run` can write but for the times
+    (`most` per rule, and each symbol's text twice)."""
+    n = len(sym)
+    for j in range(nrules):
+        per_rule[j] = 0
+    runs = 0
+    size = 0
+    for q in range(n):
+        s, j = sym[q], rule[q]
+        if not (0 <= s < nsym and 0 <= j < nrules and 0 <= kind[q] < nkinds and 0 <= state[q] < nstates):
+            return False, 0, 0
+        if q == 0 or t[q] != t[q - 1]:
+            starts[runs] = q
+            runs += 1
+        t_ix[q] = runs - 1
+        per_rule[j] += 1
+        size += most[j] + 2 * (sym_off[s + 1] - sym_off[s])
+    starts[runs] = n
+    return True, runs, size
+
+
 _YEAR_1000 = -30_610_224_000  # 1000-01-01 in seconds: from here ...
 _YEAR_10000 = 253_402_300_800  # ... to the end of 9999 a year has 4 digits (else: the caller's rfc3339)
 STAMP = 30  # most bytes of a stamp: 2024-05-01T13:30:00.123456789Z

@@ -199,23 +199,33 @@ class LineEncoder:
         values = np.ascontiguousarray(values, dtype=np.float64)
         if not (len(t) == len(rule) == len(kind) == len(state) == len(late) == len(values) == n):
             raise ValueError("record arrays differ in length")
-        for what, a, hi in (("symbol", sym, len(symbols)), ("rule", rule, len(self.rule_names)),
-                            ("kind", kind, len(KINDS)), ("state", state, len(STATES))):
-            if a.min() < 0 or a.max() >= hi:
-                raise ValueError(f"{what} index out of range 0..{hi - 1}")
         if n < self.SMALL:
+            self._check(symbols, sym, rule, kind, state)
             return self._per_event(symbols, seq0, sym, t, rule, kind, state, late, values)
+        sym_data, sym_off = self._symbol_table(symbols)
+        per_rule = np.empty(len(self.rule_names), dtype=np.int64)
+        t_ix = np.empty(n, dtype=np.int64)
+        starts = np.empty(n + 1, dtype=np.int64)
+        ok, nruns, most = lk.prepare(sym, t, rule, kind, state, len(symbols), len(self.rule_names),
+                                     len(KINDS), len(STATES), self._most, sym_off, per_rule, t_ix, starts)
+        if not ok:
+            self._check(symbols, sym, rule, kind, state)
         if values.ndim != 2 or values.shape[1] <= self._max_col:
             raise ValueError("value records too short for the rules' fields")
         seq0 = int(seq0)
         if not -(2**63) < seq0 < 2**63 - n:
             raise ValueError("seq out of range")
 
-        sym_data, sym_off = self._symbol_table(symbols)
-        times, t_ix = _runs(t)
-        tm_data, tm_off = _time_table(times // 1_000_000_000, times % 1_000_000_000)
-        t_ix = t_ix.astype(np.int64)
-        bound = self._counts[:, rule.min() : rule.max() + 1] @ np.bincount(rule - rule.min())
+        if nruns * 4 <= n:  # event times come in runs (a batch's bars share a few times)
+            starts = starts[: nruns + 1]
+            tm_data, tm_off = _time_table(*np.divmod(t[starts[:-1]], 1_000_000_000))
+            most += 2 * int(np.dot(np.diff(tm_off), np.diff(starts)))
+        else:
+            times, t_ix = np.unique(t, return_inverse=True)
+            t_ix = t_ix.astype(np.int64)
+            tm_data, tm_off = _time_table(*np.divmod(times, 1_000_000_000))
+            most += 2 * int(np.diff(tm_off)[t_ix].sum())
+        bound = self._counts @ per_rule
         flt = np.empty(bound[0], dtype=np.float64)
         tim = np.empty(bound[1], dtype=np.int64)
         bad = np.empty((bound[2], 2), dtype=np.int64)
@@ -228,8 +238,6 @@ class LineEncoder:
 
         # 1. one pass, into a buffer the lines cannot overflow (cut to size after), when the kernel
         # can write every value itself (the common case)
-        most = (int(self._most[rule].sum()) + 2 * int(np.diff(sym_off)[sym].sum())
-                + 2 * int(np.diff(tm_off)[t_ix].sum()))
         blob = _new_blob(most)
         done = lk.run(blob.buf, False, True, *head, *rest)
         if done >= 0:
@@ -268,6 +276,13 @@ class LineEncoder:
         if done != size:
             raise RuntimeError(f"JSON lines of {done} bytes, {size} expected")
         return blob.bytes(done)
+
+    def _check(self, symbols, sym, rule, kind, state) -> None:
+        """Raises for the first column (symbol, rule, kind, state) with an index out of range."""
+        for what, a, hi in (("symbol", sym, len(symbols)), ("rule", rule, len(self.rule_names)),
+                            ("kind", kind, len(KINDS)), ("state", state, len(STATES))):
+            if a.min() < 0 or a.max() >= hi:
+                raise ValueError(f"{what} index out of range 0..{hi - 1}")
 
     def _per_event(self, symbols, seq0: int, sym, t, rule, kind, state, late, values) -> bytes:
         """The same lines the per-event way: Event objects, msgspec (for small blocks)."""

@@ -46,8 +46,9 @@ class EventBlock(Sequence[Event]):
         cols = self._cols
         if self._rows is not None:
             rec, vals, late = cols
-            cols = (np.empty_like(rec), np.empty_like(vals), np.empty_like(late))
+            cols = (np.empty((E_WIDTH, len(rec)), dtype=np.int64), np.empty_like(vals), np.empty_like(late))
             by_row(rec, vals, late, self._rows, *cols, np.empty(self._rows + 1, dtype=np.int64))
+            cols = (cols[0].T, *cols[1:])  # [n, E_WIDTH] with contiguous columns
             self._cols, self._rows = cols, None
         return cols
 
@@ -162,7 +163,7 @@ class Latest:
         self.engine = events.engine
         n = len(self.engine.symbols)
         last = np.empty(n, np.int64)
-        last_of_each(events.rec[:, E_SYM], last)
+        last_of_each(np.ascontiguousarray(events.rec[:, E_SYM]), last)  # one signature, however laid out
         ids = np.flatnonzero(last >= 0)
         q = last[ids]
         if len(self.seq) < n:
