@@ -210,6 +210,7 @@ class LineEncoder:
                                      len(KINDS), len(STATES), self._most, sym_off, per_rule, t_ix, starts)
         if not ok:
             self._check(symbols, sym, rule, kind, state)
+            raise ValueError("record index out of range")  # not reached: _check names the column
         if values.ndim != 2 or values.shape[1] <= self._max_col:
             raise ValueError("value records too short for the rules' fields")
         seq0 = int(seq0)

@@ -241,6 +241,18 @@ def test_errors_are_the_event_paths():
         enc.encode(SYMBOLS[:2], 0, **rec)
 
 
+@pytest.mark.parametrize("n", [20, 500])  # the per-event path and the bulk one (its compiled checks)
+@pytest.mark.parametrize("col,what,hi", [("sym", "symbol", len(SYMBOLS)), ("rule", "rule", len(NAMES)),
+                                         ("kind", "kind", len(KINDS)), ("state", "state", len(STATES))])
+def test_indices_out_of_range_name_their_column(n, col, what, hi):
+    enc = LineEncoder("1Day", NAMES, FIELDS)
+    for bad in (-1, hi):
+        rec = block(np.random.default_rng(5), n)
+        rec[col][n // 2] = bad
+        with pytest.raises(ValueError, match=f"^{what} index out of range 0..{hi - 1}$"):
+            enc.encode(SYMBOLS, 0, **rec)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=40),
        st.lists(st.integers(-2**70, 2**70).map(float) | st.floats(-1e20, 1e20), min_size=1, max_size=40))
