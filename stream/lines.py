@@ -218,14 +218,13 @@ class LineEncoder:
             raise ValueError("seq out of range")
 
         if nruns * 4 <= n:  # event times come in runs (a batch's bars share a few times)
-            starts = starts[: nruns + 1]
-            tm_data, tm_off = _time_table(*np.divmod(t[starts[:-1]], 1_000_000_000))
-            most += 2 * int(np.dot(np.diff(tm_off), np.diff(starts)))
-        else:
-            times, t_ix = np.unique(t, return_inverse=True)
+            times, uses = t[starts[:nruns]], np.diff(starts[: nruns + 1])
+        else:  # many runs: `_runs` gives the distinct times
+            times, t_ix = _runs(t)
             t_ix = t_ix.astype(np.int64)
-            tm_data, tm_off = _time_table(*np.divmod(times, 1_000_000_000))
-            most += 2 * int(np.diff(tm_off)[t_ix].sum())
+            uses = np.bincount(t_ix, minlength=len(times))
+        tm_data, tm_off = _time_table(*np.divmod(times, 1_000_000_000))
+        most += 2 * int(np.dot(np.diff(tm_off), uses))  # each time's text twice a line
         bound = self._counts @ per_rule
         flt = np.empty(bound[0], dtype=np.float64)
         tim = np.empty(bound[1], dtype=np.int64)
