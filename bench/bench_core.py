@@ -95,20 +95,33 @@ def talipp(batch: BarBatch, limit: int) -> float:
     return n / best(run, 2)
 
 
-def one_bar_latency(samples: int = 20000) -> tuple[float, float]:
-    """Engine.process of a one-bar batch, after 1,000 bars of history: median and p99 in µs."""
+def one_bar_latency(live: bool, samples: int = 20000) -> dict[str, float]:
+    """One-bar batches after 1,000 bars of history, in µs: `Engine.process` (Event objects), or
+    with `live` what the live loop runs (`Engine.step` and the block's JSON lines). Median and p99
+    of all bars, and median of those that fire no event and of those that fire some (a signal's
+    latency: its events are built and encoded in Python)."""
     engine = Engine()
     engine.process(one_symbol(1000))
     x = one_symbol(1000 + samples)
     ts = np.empty(samples)
+    fired = np.empty(samples, dtype=bool)
     for i in range(samples):
         k = 1000 + i
         bar = BarBatch(["AAA"], x.sym[k : k + 1], x.t[k : k + 1], x.open[k : k + 1], x.high[k : k + 1],
                        x.low[k : k + 1], x.close[k : k + 1], x.volume[k : k + 1])
         t0 = time.perf_counter_ns()
-        engine.process(bar)
+        if live:
+            block = engine.step(bar)
+            block.lines()
+            n = len(block)
+        else:
+            n = len(engine.process(bar))
         ts[i] = time.perf_counter_ns() - t0
-    return float(np.median(ts)) / 1e3, float(np.percentile(ts, 99)) / 1e3
+        fired[i] = n > 0
+    us = ts / 1e3
+    return {"median": float(np.median(us)), "p99": float(np.percentile(us, 99)),
+            "quiet": float(np.median(us[~fired])), "fired": float(np.median(us[fired])),
+            "share": float(fired.mean())}
 
 
 def main() -> None:
@@ -133,15 +146,16 @@ def main() -> None:
               f"{objs / ta:17.1f}x {ours / tp:11.1f}x")
     print("(barwatch: SMA10, SMA50, RSI14, the channel's MAX/MIN 20, pivots and all five rules; TA-Lib x3: "
           "SMA10, SMA50, RSI14 handles; x5: and MAX(high, 20), MIN(low, 20); talipp: SMA10, SMA50, RSI14)")
-    med, p99 = one_bar_latency()
     t0 = time.perf_counter()
     h = talib.stream.SMA(np.ones(10), 10)
     for _ in range(100000):
         h.update(1.0)
     ta_one = (time.perf_counter() - t0) / 100000 * 1e6
-    print(f"one-bar Engine.process: median {med:.2f} µs, p99 {p99:.2f} µs "
-          f"(one TA-Lib handle update: {ta_one:.2f} µs; ratio {med / ta_one:.1f}x)")
-
+    for live, name in ((False, "Engine.process"), (True, "Engine.step + lines (live)")):
+        got = one_bar_latency(live)
+        print(f"one-bar {name}: median {got['median']:.2f} µs, p99 {got['p99']:.2f} µs; bars with no event "
+              f"{got['quiet']:.2f} µs, with events ({got['share']:.0%} of bars) {got['fired']:.2f} µs "
+              f"(one TA-Lib handle update: {ta_one:.2f} µs; median ratio {got['median'] / ta_one:.1f}x)")
 
 if __name__ == "__main__":
     main()

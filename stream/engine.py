@@ -74,6 +74,7 @@ class Engine:
         self.fields = [value_fields(r, *p.rule_inputs[j]) for j, r in enumerate(p.rules)]
         self.decoders = [decoder(f) for f in self.fields]
         self.encoder = LineEncoder(self.timeframe, self.rule_names, self.fields)
+        self._empty = EventBlock.empty(self)
 
     # ---- symbols -------------------------------------------------------------------------
     def _symbol_id(self, symbol: str) -> int:
@@ -115,19 +116,24 @@ class Engine:
     def step(self, batch: BarBatch, emit: bool = True) -> EventBlock:
         """Step every bar of the batch in order; what they say, numbered from `seq` + 1.
         With emit=False (a warm start) nothing is said, so nothing can be retracted later."""
-        said = self._run(batch, emit)
-        return EventBlock.empty(self) if said is None else self._block(batch, *said)
+        said = self._said(batch, emit)
+        if said is not None:
+            return self._block(batch, *said)
+        if self._empty.seq0 != self.seq:  # one empty block a seq: most live bars say nothing
+            self._empty = EventBlock.empty(self)
+        return self._empty
 
     def process(self, batch: BarBatch, emit: bool = True) -> list[Event]:
         """Step every bar of the batch in order; the events they fire (none if not emit)."""
-        if len(batch.t) == 1:  # the live case, first
-            ne = self._one(batch, emit)
-            if not ne:
-                return []
-            said = self.EI[:ne].copy(), self.EF[:ne].copy(), False
-        else:
-            said = self._run(batch, emit)
+        said = self._said(batch, emit)
         return [] if said is None else self._block(batch, *said).events()
+
+    def _said(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """`_run`, with the live case (one bar) first."""
+        if len(batch.t) == 1:
+            ne = self._one(batch, emit)
+            return (self.EI[:ne].copy(), self.EF[:ne].copy(), False) if ne else None
+        return self._run(batch, emit)
 
     def _one(self, batch: BarBatch, emit: bool) -> int:
         """A one-bar batch through the kernel's `run_one` (no arrays built); its event count."""
@@ -192,9 +198,12 @@ class Engine:
 
     def _block(self, batch: BarBatch, rec: np.ndarray, vals: np.ndarray, grouped: bool) -> EventBlock:
         """Number the records as this engine's next events."""
-        late = (batch.kind[rec[:, E_ROW]] & LATE) != 0
         if batch.late:
-            late[:] = True
+            late = np.ones(len(rec), dtype=bool)
+        elif len(batch) == 1:  # a live bar: one flag for all its events (no gather)
+            late = np.full(len(rec), bool(batch.kind[0] & LATE))
+        else:
+            late = (batch.kind[rec[:, E_ROW]] & LATE) != 0
         block = EventBlock(self, self.seq, rec, vals, late, rows=len(batch) if grouped else None)
         self.seq += len(block)
         return block

@@ -187,10 +187,12 @@ class LineEncoder:
     def encode(self, symbols: list[str], seq0: int, sym, t, rule, kind, state, late, values) -> bytes:
         """JSON lines of n event records (record q is event seq0 + 1 + q), newline-terminated:
         `b"".join(map(stream.events.encode, events))` of the Events the records describe."""
-        sym = np.ascontiguousarray(sym, dtype=np.int64)
         n = len(sym)
         if n == 0:
             return b""
+        if n < self.SMALL:
+            return self._per_event(symbols, seq0, sym, t, rule, kind, state, late, values)
+        sym = np.ascontiguousarray(sym, dtype=np.int64)
         t = np.ascontiguousarray(t, dtype=np.int64)
         rule = np.ascontiguousarray(rule, dtype=np.int64)
         kind = np.ascontiguousarray(kind, dtype=np.int64)
@@ -199,9 +201,6 @@ class LineEncoder:
         values = np.ascontiguousarray(values, dtype=np.float64)
         if not (len(t) == len(rule) == len(kind) == len(state) == len(late) == len(values) == n):
             raise ValueError("record arrays differ in length")
-        if n < self.SMALL:
-            self._check(symbols, sym, rule, kind, state)
-            return self._per_event(symbols, seq0, sym, t, rule, kind, state, late, values)
         sym_data, sym_off = self._symbol_table(symbols)
         per_rule = np.empty(len(self.rule_names), dtype=np.int64)
         t_ix = np.empty(n, dtype=np.int64)
@@ -209,7 +208,7 @@ class LineEncoder:
         ok, nruns, most = lk.prepare(sym, t, rule, kind, state, len(symbols), len(self.rule_names),
                                      len(KINDS), len(STATES), self._most, sym_off, per_rule, t_ix, starts)
         if not ok:
-            self._check(symbols, sym, rule, kind, state)
+            self._check(symbols, (sym, rule, kind, state))
             raise ValueError("record index out of range")  # not reached: _check names the column
         if values.ndim != 2 or values.shape[1] <= self._max_col:
             raise ValueError("value records too short for the rules' fields")
@@ -277,18 +276,30 @@ class LineEncoder:
             raise RuntimeError(f"JSON lines of {done} bytes, {size} expected")
         return blob.bytes(done)
 
-    def _check(self, symbols, sym, rule, kind, state) -> None:
+    def _check(self, symbols, cols) -> None:
         """Raises for the first column (symbol, rule, kind, state) with an index out of range."""
-        for what, a, hi in (("symbol", sym, len(symbols)), ("rule", rule, len(self.rule_names)),
-                            ("kind", kind, len(KINDS)), ("state", state, len(STATES))):
-            if a.min() < 0 or a.max() >= hi:
+        for what, a, hi in zip(("symbol", "rule", "kind", "state"), cols,
+                               (len(symbols), len(self.rule_names), len(KINDS), len(STATES)), strict=True):
+            lo, top = (a.min(), a.max()) if isinstance(a, np.ndarray) else (min(a), max(a))
+            if lo < 0 or top >= hi:
                 raise ValueError(f"{what} index out of range 0..{hi - 1}")
 
     def _per_event(self, symbols, seq0: int, sym, t, rule, kind, state, late, values) -> bytes:
-        """The same lines the per-event way: Event objects, msgspec (for small blocks)."""
-        events = from_columns(self.timeframe, symbols, self.rule_names, self._decoders, seq0, sym.tolist(),
-                              stamps(t), rule.tolist(), kind.tolist(), state.tolist(), late.tolist(),
-                              values.tolist())
+        """The same lines the per-event way, for small blocks (a live bar's): Event objects,
+        msgspec. The records are made lists first and checked as lists: on a few items each numpy
+        call (a min, a max) costs more than the whole list."""
+        ints = [np.asarray(a, dtype=np.int64).tolist() for a in (sym, t, rule, kind, state)]
+        late = np.asarray(late, dtype=bool).tolist()
+        values = np.asarray(values, dtype=np.float64)
+        if not all(len(a) == len(sym) for a in (*ints, late, values)):
+            raise ValueError("record arrays differ in length")
+        if values.ndim != 2 or values.shape[1] <= self._max_col:
+            raise ValueError("value records too short for the rules' fields")
+        sym, t, rule, kind, state = ints
+        self._check(symbols, (sym, rule, kind, state))
+        times = [rfc3339(x) for x in t]
+        events = from_columns(self.timeframe, symbols, self.rule_names, self._decoders, seq0, sym, times,
+                              rule, kind, state, late, values.tolist())
         return encode_lines(events)
 
 
