@@ -31,7 +31,7 @@ from .kernel import (
 )
 from .lines import LineEncoder
 from .program import Program, compile_program
-from .records import EventBlock
+from .records import EventBlock, build
 from .signals import bands
 from .signals.common import (
     CLOSE,
@@ -125,7 +125,14 @@ class Engine:
 
     def process(self, batch: BarBatch, emit: bool = True) -> list[Event]:
         """Step every bar of the batch in order; the events they fire (none if not emit)."""
-        said = self._said(batch, emit)
+        if len(batch.t) == 1:  # the live case: built straight from the kernel's records
+            ne = self._one(batch, emit)
+            if not ne:
+                return []
+            seq0, self.seq = self.seq, self.seq + ne
+            late = bool(batch.late or batch.kind[0] & LATE)
+            return build(self, seq0, self.EI[:ne], [late] * ne, self.EF[:ne].tolist())
+        said = self._run(batch, emit)
         return [] if said is None else self._block(batch, *said).events()
 
     def _said(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray, bool] | None:

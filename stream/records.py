@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .events import Event, from_columns
+from .events import Event, from_columns, rfc3339
 from .kernel import by_row, last_of_each
-from .lines import stamps
+from .lines import FEW, stamps
+from .outputs.jsonl import encode_lines
 from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, V_WIDTH
 
 if TYPE_CHECKING:
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
 _NO_REC = np.zeros((0, E_WIDTH), np.int64)
 _NO_VALS = np.zeros((0, V_WIDTH))
 _NO_LATE = np.zeros(0, bool)
+
+
+def build(engine: Engine, seq0: int, rec: np.ndarray, late: list[bool],
+          vals: list[list[float]]) -> list[Event]:
+    """The Event objects of an engine's records (int64 [n, E_WIDTH]), numbered from seq0 + 1."""
+    cols = rec.T.tolist()  # one call for every int column
+    times = [rfc3339(x) for x in cols[E_T]] if len(rec) <= FEW else stamps(rec[:, E_T])
+    return from_columns(engine.timeframe, engine.symbols, engine.rule_names, engine.decoders, seq0,
+                        cols[E_SYM], times, cols[E_RULE], cols[E_KIND], cols[E_STATE], late, vals)
 
 
 class EventBlock(Sequence[Event]):
@@ -96,16 +106,20 @@ class EventBlock(Sequence[Event]):
 
     def events(self) -> list[Event]:
         """Every event as an Event object (built once)."""
-        if not len(self.rec):
+        if self._events is not None:
+            return self._events
+        if not len(self):
             return []
-        if self._events is None:
-            gc_was_on = gc.isenabled()
-            gc.disable()  # events are acyclic; collections over millions of them cost more than the work
-            try:
-                self._events = self._build()
-            finally:
-                if gc_was_on:
-                    gc.enable()
+        if len(self) < 1000:  # a live bar's few: not worth pausing the collector
+            self._events = self._build()
+            return self._events
+        gc_was_on = gc.isenabled()
+        gc.disable()  # events are acyclic; collections over millions of them cost more than the work
+        try:
+            self._events = self._build()
+        finally:
+            if gc_was_on:
+                gc.enable()
         return self._events
 
     def _build(self) -> list[Event]:
@@ -113,12 +127,10 @@ class EventBlock(Sequence[Event]):
         return self._objects(slice(None))
 
     def _objects(self, rows: slice) -> list[Event]:
-        eng, r = self.engine, self.rec[rows]
-        start = rows.indices(len(self))[0]
-        cols = r.T.tolist()  # one call for every int column
-        return from_columns(eng.timeframe, eng.symbols, eng.rule_names, eng.decoders, self.seq0 + start,
-                            cols[E_SYM], stamps(r[:, E_T]), cols[E_RULE], cols[E_KIND], cols[E_STATE],
-                            self.late[rows].tolist(), self.vals[rows].tolist())
+        rec, vals, late = self._ordered()
+        r = rec[rows]
+        return build(self.engine, self.seq0 + rows.indices(len(rec))[0], r, late[rows].tolist(),
+                     vals[rows].tolist())
 
     def _event(self, q: int) -> Event:
         return self._objects(slice(q, q + 1))[0]
@@ -127,6 +139,8 @@ class EventBlock(Sequence[Event]):
         """All events as JSON lines in one buffer (byte for byte `encode` of each event)."""
         if not len(self):
             return b""
+        if len(self) < self.engine.encoder.SMALL:  # a live bar's: its Events (kept), by msgspec
+            return encode_lines(self.events())
         (r, vals, late), eng = self._ordered(), self.engine
         return eng.encoder.encode(eng.symbols, self.seq0, r[:, E_SYM], r[:, E_T], r[:, E_RULE], r[:, E_KIND],
                                   r[:, E_STATE], late, vals)

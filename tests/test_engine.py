@@ -255,6 +255,31 @@ def test_warm_and_late_flags_in_kind(daily):
     ]
 
 
+def test_one_bar_calls_say_what_a_batch_says(daily):
+    """The live case (a bar a call) builds its events straight from the kernel's records:
+    `process`, and `step` with its lines, give the batch's events byte for byte, late flags
+    (from a bar's kind or from the whole batch) included."""
+    from stream.bars import LATE
+
+    part = BarBatch.from_polars(daily.head(3000))
+    part.kind = part.kind.copy()
+    part.kind[1500:] |= LATE
+    whole = Engine().process(part)
+    assert any(e.late for e in whole) and not all(e.late for e in whole)
+    by_process, by_step, by_late = Engine(), Engine(), Engine()
+    got, blob, flagged = [], b"", []
+    for i in range(len(part)):
+        one = part.rows(i, i + 1)
+        got += by_process.process(one)
+        blob += by_step.step(one).lines()
+        one.late = True
+        flagged += by_late.process(one)
+    assert lines(got) == lines(whole)
+    assert blob == b"".join(lines(whole))
+    assert len(flagged) == len(whole) and all(e.late for e in flagged)
+    assert [e.id for e in flagged] == [e.id for e in whole]
+
+
 def rfc_time(t) -> str:
     from stream.events import rfc3339
 
