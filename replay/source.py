@@ -153,7 +153,7 @@ class Symbols:
     def codes(self, s: pl.Series) -> np.ndarray:
         """Ids of a chunk's symbol column (the Enum cast only fails when new names appear)."""
         if s.dtype == self._enum:  # cast as it was read
-            return self._lut[s.to_physical().fill_null(len(self._raw_codes)).to_numpy()]
+            return self._lut[self._physical(s)]
         if s.dtype != pl.String:
             s = s.cast(pl.String)
         try:
@@ -167,7 +167,13 @@ class Symbols:
             self._enum = pl.Enum(list(self._raw))
             self._lut = np.array([*self._raw_codes, -1], np.int64)  # the last entry is for nulls
             raw = s.cast(self._enum)
-        return self._lut[raw.to_physical().fill_null(len(self._raw_codes)).to_numpy()]
+        return self._lut[self._physical(raw)]
+
+    def _physical(self, s: pl.Series) -> np.ndarray:
+        """An Enum column's codes, nulls as the lookup's last entry (filled only when there are
+        any: a fill costs more than the rest of a chunk's lookup)."""
+        codes = s.to_physical()
+        return (codes.fill_null(len(self._raw_codes)) if codes.null_count() else codes).to_numpy()
 
 
 WHOLE_GROUP = 1 << 20  # rows of a Parquet row group read whole (pyarrow's default largest group)

@@ -735,3 +735,15 @@ def test_csv_blank_lines_are_not_rows_and_a_fault_names_the_files_own_line(tmp_p
         read_all(Reader([bad]))
     with pytest.raises(BadData, match="line 9: high < low"):
         read_all(Reader([bad], check_first=False))
+
+
+def test_symbol_ids_of_text_and_of_enum_columns_alike() -> None:
+    """Symbols.codes: a column read as text or cast to the names seen as it was decoded gives the
+    same ids, a null (a missing symbol) as -1 on both."""
+    from replay.source import Symbols
+
+    names = Symbols()
+    assert names.codes(pl.Series(["A", "B", None, "A"])).tolist() == [0, 1, -1, 0]
+    enum = names.enum
+    assert names.codes(pl.Series(["B", None, "A"]).cast(enum)).tolist() == [1, -1, 0]
+    assert names.codes(pl.Series(["B", "A"]).cast(enum)).tolist() == [1, 0]
