@@ -116,9 +116,16 @@ class Engine:
     def step(self, batch: BarBatch, emit: bool = True) -> EventBlock:
         """Step every bar of the batch in order; what they say, numbered from `seq` + 1.
         With emit=False (a warm start) nothing is said, so nothing can be retracted later."""
-        said = self._said(batch, emit)
-        if said is not None:
-            return self._block(batch, *said)
+        if len(batch.t) == 1:  # the live case: a bar that fires has its Events built at once
+            ne = self._one(batch, emit)  # (its lines are encoded from them)
+            if ne:
+                rec, vals, seq0 = self.EI[:ne].copy(), self.EF[:ne].copy(), self.seq
+                events = self._one_events(batch, rec, vals)
+                return EventBlock(self, seq0, rec, vals, np.full(ne, events[0].late), events=events)
+        else:
+            said = self._run(batch, emit)
+            if said is not None:
+                return self._block(batch, *said)
         if self._empty.seq0 != self.seq:  # one empty block a seq: most live bars say nothing
             self._empty = EventBlock.empty(self)
         return self._empty
@@ -127,20 +134,15 @@ class Engine:
         """Step every bar of the batch in order; the events they fire (none if not emit)."""
         if len(batch.t) == 1:  # the live case: built straight from the kernel's records
             ne = self._one(batch, emit)
-            if not ne:
-                return []
-            seq0, self.seq = self.seq, self.seq + ne
-            late = bool(batch.late or batch.kind[0] & LATE)
-            return build(self, seq0, self.EI[:ne], [late] * ne, self.EF[:ne].tolist())
+            return self._one_events(batch, self.EI[:ne], self.EF[:ne]) if ne else []
         said = self._run(batch, emit)
         return [] if said is None else self._block(batch, *said).events()
 
-    def _said(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray, bool] | None:
-        """`_run`, with the live case (one bar) first."""
-        if len(batch.t) == 1:
-            ne = self._one(batch, emit)
-            return (self.EI[:ne].copy(), self.EF[:ne].copy(), False) if ne else None
-        return self._run(batch, emit)
+    def _one_events(self, batch: BarBatch, rec: np.ndarray, vals: np.ndarray) -> list[Event]:
+        """A one-bar batch's event records as Event objects, numbered as this engine's next."""
+        late = bool(batch.late or batch.kind[0] & LATE)
+        seq0, self.seq = self.seq, self.seq + len(rec)
+        return build(self, seq0, rec, [late] * len(rec), vals.tolist())
 
     def _one(self, batch: BarBatch, emit: bool) -> int:
         """A one-bar batch through the kernel's `run_one` (no arrays built); its event count."""

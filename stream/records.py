@@ -45,12 +45,12 @@ class EventBlock(Sequence[Event]):
     encoding worker's thread, not the engine's."""
 
     def __init__(self, engine: Engine, seq0: int, rec: np.ndarray, vals: np.ndarray,
-                 late: np.ndarray, rows: int | None = None) -> None:
+                 late: np.ndarray, rows: int | None = None, events: list[Event] | None = None) -> None:
         self.engine = engine
         self.seq0 = seq0
         self._cols = (rec, vals, late)  # one tuple: a reader on another thread sees all or none
         self._rows = rows
-        self._events: list[Event] | None = None
+        self._events = events  # the Event objects, when built already (a live bar's)
 
     def _ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cols = self._cols
