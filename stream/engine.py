@@ -209,8 +209,6 @@ class Engine:
         """Number the records as this engine's next events."""
         if batch.late:
             late = np.ones(len(rec), dtype=bool)
-        elif len(batch) == 1:  # a live bar: one flag for all its events (no gather)
-            late = np.full(len(rec), bool(batch.kind[0] & LATE))
         else:
             late = (batch.kind[rec[:, E_ROW]] & LATE) != 0
         block = EventBlock(self, self.seq, rec, vals, late, rows=len(batch) if grouped else None)

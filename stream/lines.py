@@ -36,7 +36,7 @@ from .fields import CONST, DIRECTION, INT, NUM, PCT, SIGN, TIME, ZONE, Field, de
 from .outputs.jsonl import encode_lines
 from .signals.common import KINDS
 
-FEW = 64  # this few times are formatted by `rfc3339` itself
+_FEW = 64  # this few times are formatted by `rfc3339` itself
 NUMBER = 25  # most bytes of a number the kernel writes: "-0.000" and 17 digits, or "-1234567890123.45678"
 _FEW_FLOATS = 2000  # this few floats are formatted by msgspec (in one list), more by polars (a fixed cost)
 
@@ -65,7 +65,7 @@ def _runs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def stamps(t: np.ndarray) -> list[str]:
     """`rfc3339` of each time (ns), vectorised: one text per run of equal times."""
-    if len(t) <= FEW:
+    if len(t) <= _FEW:
         return [rfc3339(x) for x in t.tolist()]
     times, index = _runs(np.asarray(t, dtype=np.int64))
     data, off = _time_table(times // 1_000_000_000, times % 1_000_000_000)

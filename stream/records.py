@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .events import Event, from_columns, rfc3339
+from .events import Event, from_columns
 from .kernel import by_row, last_of_each
-from .lines import FEW, stamps
+from .lines import stamps
 from .outputs.jsonl import encode_lines
 from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, V_WIDTH
 
@@ -32,9 +32,9 @@ def build(engine: Engine, seq0: int, rec: np.ndarray, late: list[bool],
           vals: list[list[float]]) -> list[Event]:
     """The Event objects of an engine's records (int64 [n, E_WIDTH]), numbered from seq0 + 1."""
     cols = rec.T.tolist()  # one call for every int column
-    times = [rfc3339(x) for x in cols[E_T]] if len(rec) <= FEW else stamps(rec[:, E_T])
     return from_columns(engine.timeframe, engine.symbols, engine.rule_names, engine.decoders, seq0,
-                        cols[E_SYM], times, cols[E_RULE], cols[E_KIND], cols[E_STATE], late, vals)
+                        cols[E_SYM], stamps(rec[:, E_T]), cols[E_RULE], cols[E_KIND], cols[E_STATE],
+                        late, vals)
 
 
 class EventBlock(Sequence[Event]):
@@ -106,21 +106,16 @@ class EventBlock(Sequence[Event]):
 
     def events(self) -> list[Event]:
         """Every event as an Event object (built once)."""
-        if self._events is not None:
-            return self._events
-        if not len(self):
-            return []
-        if len(self) < 1000:  # a live bar's few: not worth pausing the collector
-            self._events = self._build()
-            return self._events
-        gc_was_on = gc.isenabled()
-        gc.disable()  # events are acyclic; collections over millions of them cost more than the work
-        try:
-            self._events = self._build()
-        finally:
-            if gc_was_on:
-                gc.enable()
-        return self._events
+        if self._events is None and len(self):
+            pause = len(self) >= 1000 and gc.isenabled()  # a live bar's few: not worth pausing
+            if pause:
+                gc.disable()  # events are acyclic; collections over millions of them cost more than the work
+            try:
+                self._events = self._build()
+            finally:
+                if pause:
+                    gc.enable()
+        return [] if self._events is None else self._events
 
     def _build(self) -> list[Event]:
         """The Event objects, from whole-column lists (times formatted in bulk)."""
