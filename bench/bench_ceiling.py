@@ -69,7 +69,7 @@ def _loop(hi, lo, cl, t, R10, R50, BH, SH, BL, SL, PR, OS, TT, EV):
                 ls /= 14
                 g /= 14
                 tt = g + ls
-                rv = 0.0 if -1e-8 < tt < 1e-8 else 100.0 * (g / tt)
+                rv = 0.0 if tt == 0.0 else 100.0 * (g / tt)
         last = x
         j = c % 20  # MAX(high, 20), MIN(low, 20): van Herk / Gil-Werman blocks
         if j == 0:

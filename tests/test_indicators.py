@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import talib
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from stream.indicators import EMA, MAX, MIN, RSI, SMA, Pivots
@@ -55,6 +55,8 @@ walks = st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=400).ma
 
 @settings(max_examples=60, deadline=None)
 @given(xs=walks, period=st.integers(2, 30))
+@example(xs=list(100.0 + np.cumsum([0.0, 0.0, 1e-10])), period=2)  # gains+losses below 0.4's epsilon
+@example(xs=[100.0, 100.0, 100.0 - 1e-10, 100.0 - 1e-10], period=2)
 def test_equals_talib_on_walks(xs, period):
     xs = np.array(xs)
     for cls, ref, _ in CASES:

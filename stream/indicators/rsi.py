@@ -20,7 +20,7 @@ def size(n: int) -> int:
 @njit(cache=True, _nrt=False, forceinline=True)
 def _ratio(g, lo):
     t = g + lo
-    if -1e-8 < t < 1e-8:  # TA_IS_ZERO
+    if t == 0.0:  # TA-Lib 0.8 tests exact zero (0.4's TA_IS_ZERO used 1e-8): flat -> 0
         return 0.0
     return 100.0 * (g / t)
 
