@@ -186,7 +186,10 @@ class TimeParser:
     def __call__(self, s: pl.Series) -> pl.Series:
         dtype = s.dtype
         if isinstance(dtype, pl.Datetime):
-            out = _aware_to_utc(s) if dtype.time_zone else _naive_to_utc(s, self.tz)
+            if dtype.time_zone:  # an aware time's physical value is already UTC: no conversions
+                ns = s if dtype.time_unit == "ns" else s.dt.cast_time_unit("ns")
+                return ns.to_physical().alias("t")
+            out = _naive_to_utc(s, self.tz)
             return _as_ns(out).alias("t")
         if dtype == pl.Date:
             return _as_ns(_naive_to_utc(s.cast(pl.Datetime("ns")), self.tz)).alias("t")

@@ -181,7 +181,6 @@ class Reader:
         self.rows = 0
         self.skipped = 0
         self.skipped_by_fault: dict[str, int] = {}
-        self.symbols_seen: list[str] = []
         self.expected_rows = 0  # bars a full iteration yields: exact after check passes, else at most
         self.spilled = False  # some file is not in time order and bigger than one bucket
         self._symbols = Symbols()
@@ -204,7 +203,6 @@ class Reader:
         self._plans = [self._plan(src) for src in self._sources]
         self.expected_rows = sum(p.rows for p in self._plans)
         self.spilled = any(not p.ordered and len(p.edges) for p in self._plans)
-        self._update_seen()
         self._fresh = True
 
     def _window(self) -> tuple[int, int]:
@@ -245,7 +243,8 @@ class Reader:
         for raw in src.frames(("t",), max(self.chunk_rows, WHOLE_GROUP)):
             last_row = int(raw.get_column("__row")[-1])
             t = src.times(raw)
-            t = t[(t >= lo) & (t < hi)]
+            if len(t) and (t.min() < lo or t.max() >= hi):  # two reductions: cheaper than the mask
+                t = t[(t >= lo) & (t < hi)]
             rows += len(t)
             if ordered and len(t) and (t[0] < prev or bool((t[1:] < t[:-1]).any())):
                 ordered = False
@@ -253,12 +252,14 @@ class Reader:
                 prev = max(prev, int(t.max()))
         return ordered, rows, last_row
 
-    def _update_seen(self) -> None:
+    @property
+    def symbols_seen(self) -> list[str]:
+        """Symbols with a good row read so far (or found by check passes), in order of first sight."""
         kept = np.zeros(len(self._symbols.names), np.int64)
         for plan in self._plans:
             if plan.checks is not None:
                 kept[: len(plan.checks.kept)] += plan.checks.kept
-        self.symbols_seen = [s for s, k in zip(self._symbols.names, kept, strict=False) if k > 0]
+        return [s for s, k in zip(self._symbols.names, kept.tolist(), strict=False) if k > 0]
 
     def _fault(
         self, src: Source, raw: pl.DataFrame, a: dict[str, np.ndarray], i: int, code: int, last: np.ndarray
@@ -307,11 +308,9 @@ class Reader:
                     try:
                         keep = plan.checks.run(raw, a)
                     except BadData as bad:  # the bars before the bad row first, then the error
-                        self._update_seen()
                         if bad.keep.any():
                             yield {k: a[k][: len(bad.keep)][bad.keep] for k in OUT}
                         raise
-                    self._update_seen()
                 else:
                     keep = ((a["t"] >= lo) & (a["t"] < hi)) if windowed else None
                     if len(plan.bad_rows):

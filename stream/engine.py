@@ -79,26 +79,33 @@ class Engine:
     # ---- symbols -------------------------------------------------------------------------
     def _symbol_id(self, symbol: str) -> int:
         sid = self._sid.get(symbol)
-        if sid is not None:
-            return sid
-        sid = len(self.symbols)
-        if sid == len(self.S):  # grow by doubling: amortised O(1) per new symbol
+        return sid if sid is not None else self._add_symbols([symbol])[0]
+
+    def _add_symbols(self, names: list[str]) -> list[int]:
+        """State rows for symbols new to the engine (distinct), set up at once: a replay's first
+        batch brings a thousand. Capacity grows by doubling: amortised O(1) per new symbol."""
+        a, b = len(self.symbols), len(self.symbols) + len(names)
+        if b > len(self.S):
+            cap = max(16, 2 * len(self.S))
+            while cap < b:
+                cap *= 2
             kept = (self.S, self.I, self.SAYT, self.SAYV, self.F, self.B, self.stats.copy())
-            self._allocate(max(16, 2 * sid))
+            self._allocate(cap)
             for new, old in zip((self.S, self.I, self.SAYT, self.SAYV, self.F, self.B), kept, strict=False):
-                new[:sid] = old
+                new[:a] = old[:a]
             self.stats[:] = kept[-1]
-        self.S[sid] = self.program.template
-        self.I[sid] = 0
-        self.I[sid, LAST_T] = NONE
-        self.I[sid, FORM_T] = NONE
-        self.SAYT[sid] = NONE
+        self.S[a:b] = self.program.template
+        self.I[a:b] = 0
+        self.I[a:b, LAST_T] = NONE
+        self.I[a:b, FORM_T] = NONE
+        self.SAYT[a:b] = NONE
         en = MASKS + 2 * self._nr
         for j, rule in enumerate(self.program.rules):
-            self.I[sid, en + j] = 1 if not rule.symbols or symbol in rule.symbols else 0
-        self._sid[symbol] = sid
-        self.symbols.append(symbol)
-        return sid
+            self.I[a:b, en + j] = [1 if not rule.symbols or s in rule.symbols else 0 for s in names]
+        ids = list(range(a, b))
+        self._sid.update(zip(names, ids, strict=True))
+        self.symbols += names
+        return ids
 
     def _allocate(self, cap: int) -> None:
         """State for `cap` symbols (zeroed) in two buffers, one of floats and one of ints, and the
@@ -175,8 +182,12 @@ class Engine:
             return (self.EI[:ne].copy(), self.EF[:ne].copy(), False) if ne else None
         known = self._sid.get
         lut = np.array([known(s, -1) for s in batch.symbols], dtype=np.int64)
-        for k in np.flatnonzero(lut < 0).tolist():  # symbols new to the engine
-            lut[k] = self._symbol_id(batch.symbols[k])
+        new = np.flatnonzero(lut < 0)
+        if len(new):  # symbols new to the engine
+            names = [batch.symbols[k] for k in new.tolist()]
+            distinct = list(dict.fromkeys(names))
+            ids = dict(zip(distinct, self._add_symbols(distinct), strict=True))
+            lut[new] = [ids[name] for name in names]
         ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
         need = np.empty(n, dtype=np.int8)
         nsym = len(self.symbols)

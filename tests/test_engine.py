@@ -43,6 +43,21 @@ def test_a_big_batch_stepped_in_pieces_says_the_same(daily, monkeypatch):
     assert pieces.lines() == whole.lines() and (pieces.rec == whole.rec).all()
 
 
+def test_many_new_symbols_at_once_say_what_they_say_one_by_one(daily):
+    """32 symbols new in one batch (state rows set up together, capacity 0 -> 32 at once), one
+    name twice in its symbol list, against the same bars stepped a row at a time."""
+    part = daily.sort("t", "symbol").head(4000)
+    copies = pl.concat([part.with_columns(pl.col("symbol") + f"_{k}") for k in range(8)]).sort("t", "symbol")
+    batch = BarBatch.from_polars(copies)
+    twice = BarBatch([*batch.symbols, batch.symbols[0]], batch.sym, batch.t, batch.open, batch.high,
+                     batch.low, batch.close, batch.volume)
+    one = Engine()
+    single = [e for row in copies.iter_slices(1) for e in one.process(BarBatch.from_polars(row))]
+    again = Engine()
+    assert lines(Engine().process(batch)) == lines(single) == lines(again.process(twice))
+    assert len(again.symbols) == copies["symbol"].n_unique() == 32 and sorted(again.symbols) == sorted(one.symbols)
+
+
 def test_event_cap_refill_gives_the_same_events(daily):
     """A tiny event buffer makes the kernel stop and resume; nothing is lost or doubled."""
     small = Engine(event_capacity=1)

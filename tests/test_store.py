@@ -747,3 +747,19 @@ def test_symbol_ids_of_text_and_of_enum_columns_alike() -> None:
     enum = names.enum
     assert names.codes(pl.Series(["B", None, "A"]).cast(enum)).tolist() == [1, -1, 0]
     assert names.codes(pl.Series(["B", "A"]).cast(enum)).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_aware_time_columns_of_any_unit_and_zone_are_their_instants(unit: str, tz: str) -> None:
+    """An aware column's times are the instants they name (its zone and unit do not matter), nulls unparseable."""
+    from datetime import UTC, datetime
+
+    from replay.columns import TimeParser
+
+    instants = [datetime(2020, 3, 8, 6, 30, tzinfo=UTC), datetime(1960, 1, 1, tzinfo=UTC),
+                None, datetime(2100, 11, 7, 5, 59, 59, 123000, tzinfo=UTC)]
+    s = pl.Series(instants).dt.cast_time_unit(unit).dt.convert_time_zone(tz)
+    got = TimeParser()(s).to_list()
+    want = [None if d is None else int(round(d.timestamp() * 1000)) * 1_000_000 for d in instants]
+    assert got == want
