@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import symtab
 from .columns import PRICES, ColumnError, Columns, TimeParser, resolve, symbol_from_name
 from .validate import NO_TIME
 
@@ -136,6 +137,7 @@ class Symbols:
         self._raw_codes: list[int] = []
         self._enum = pl.Enum([])
         self._lut = np.array([-1], np.int64)
+        self._views = symtab.ViewTable()  # texts of up to 12 bytes, by their views
 
     def id(self, name: str) -> int:
         got = self.ids.get(name)
@@ -144,30 +146,53 @@ class Symbols:
             self.names.append(name)
         return got
 
-    @property
-    def enum(self) -> pl.Enum | None:
-        """The Enum of the names seen so far (None before any): a reader casts a symbol column to
-        it as it decodes (`Source.frames`), faster than decoding the text and casting after."""
-        return self._enum if self._raw else None
-
     def codes(self, s: pl.Series) -> np.ndarray:
-        """Ids of a chunk's symbol column (the Enum cast only fails when new names appear)."""
-        if s.dtype == self._enum:  # cast as it was read
-            return self._lut[self._physical(s)]
+        """Ids of a chunk's symbol column: its texts looked up by their views (`symtab`), those
+        over 12 bytes by an Enum cast (which fails only when new names appear)."""
         if s.dtype != pl.String:
             s = s.cast(pl.String)
+        got = self._view_codes(s)
+        if got is not None:
+            return got
         try:
             raw = s.cast(self._enum)
         except pl.exceptions.InvalidOperationError:
             for name in s.drop_nulls().unique(maintain_order=True).to_list():
                 if name not in self._raw:
                     self._raw[name] = len(self._raw)
-                    norm = name.strip()
-                    self._raw_codes.append(self.id(norm) if norm else -1)
+                    self._raw_codes.append(self._code(name))
             self._enum = pl.Enum(list(self._raw))
             self._lut = np.array([*self._raw_codes, -1], np.int64)  # the last entry is for nulls
             raw = s.cast(self._enum)
         return self._lut[self._physical(raw)]
+
+    def _code(self, raw: str) -> int:
+        norm = raw.strip()
+        return self.id(norm) if norm else -1
+
+    def _view_codes(self, s: pl.Series) -> np.ndarray | None:
+        """Ids by the texts' views; None if a text is too long for its view (or polars gave no views)."""
+        arr = s.to_arrow(compat_level=pl.CompatLevel.newest())
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if arr.type != pa.string_view():
+            return None
+        n = len(arr)
+        views = np.frombuffer(arr.buffers()[1], np.uint64).reshape(-1, 2)[arr.offset : arr.offset + n]
+        if arr.null_count:  # a null reads as "" (no symbol: -1); its view holds anything
+            views = np.where(s.is_null().to_numpy()[:, None], np.uint64(0), views)
+        out = np.empty(n, np.int64)
+        if self._views.lookup(views, out):
+            if (out == symtab.LONG).any():
+                return None
+            idx = np.flatnonzero(out == symtab.UNKNOWN)
+            new, first = np.unique(views[idx], axis=0, return_index=True)
+            order = np.argsort(first)  # ids in order of first sight
+            rows = idx[first[order]]
+            names = s.gather(rows).fill_null("").to_list()
+            self._views.add(new[order], np.array([self._code(x) for x in names], np.int64))
+            self._views.lookup(views, out)
+        return out
 
     def _physical(self, s: pl.Series) -> np.ndarray:
         """An Enum column's codes, nulls as the lookup's last entry (filled only when there are
@@ -246,14 +271,9 @@ class Source:
         """The file's one symbol (from its name) is not among the wanted ones."""
         return self.fixed is not None and self.wanted is not None and self.fixed.upper() not in self.wanted
 
-    def frames(
-        self, roles: tuple[str, ...], chunk_rows: int, upto: int | None = None, symbols: Symbols | None = None
-    ) -> Iterator[pl.DataFrame]:
-        """Raw chunks in file order: __row plus the file's columns for `roles`, renamed to them.
-        With `symbols`, a Parquet or IPC symbol column is cast to their Enum as it is decoded
-        (about a third of a chunk's decoding time goes to making its symbol texts); a range with
-        a name not seen yet is read again as text, which adds the name, and the next is read as
-        text too (a file whose names keep coming is read at most about 1.5 times)."""
+    def frames(self, roles: tuple[str, ...], chunk_rows: int, upto: int | None = None
+               ) -> Iterator[pl.DataFrame]:
+        """Raw chunks in file order: __row plus the file's columns for `roles`, renamed to them."""
         if self.excluded:
             return
         names = self.cols.names
@@ -285,20 +305,8 @@ class Source:
                     if df.height:
                         yield df
                 return
-            castable = symbols is not None and not filtering and "symbol" in need
-            wait = 0  # ranges to read as text before casting again (after one with a new name)
             for off, n in self._ranges(chunk_rows, upto):
-                enum = symbols.enum if castable and symbols is not None else None
-                df = None
-                if enum is not None and not wait:
-                    sym = pl.col("symbol").cast(pl.String).cast(enum)
-                    try:
-                        df = narrow(lf.slice(off, n).with_columns(sym)).collect()
-                    except pl.exceptions.InvalidOperationError:  # a name not seen yet
-                        wait = 2
-                wait = max(wait - 1, 0)
-                if df is None:
-                    df = narrow(lf.slice(off, n)).collect()
+                df = narrow(lf.slice(off, n)).collect()
                 for k in range(0, df.height, chunk_rows):  # a whole row group: in chunks
                     yield df.slice(k, chunk_rows)
         except BaseException as e:

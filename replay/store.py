@@ -301,7 +301,7 @@ class Reader:
         windowed = self.start is not None or self.end is not None
 
         def chunks() -> Iterator[dict[str, np.ndarray]]:
-            for raw in src.frames(ALL_ROLES, self.chunk_rows, upto=plan.last_row, symbols=self._symbols):
+            for raw in src.frames(ALL_ROLES, self.chunk_rows, upto=plan.last_row):
                 a = src.arrays(raw, self._symbols, full=True)
                 if not plan.checked:
                     assert plan.checks is not None

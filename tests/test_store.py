@@ -326,33 +326,51 @@ def test_chunks_are_bounded_and_name_only_their_symbols(expected_daily: pl.DataF
     assert part.bars() == first.bars()[3:9]
 
 
-def test_symbols_cast_as_decoded_and_new_names_in_later_row_groups(tmp_path: Path, expected_daily: pl.DataFrame,
+def test_symbols_by_their_views_and_new_names_in_later_row_groups(tmp_path: Path, expected_daily: pl.DataFrame,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """Row groups after the first are read with their symbol column cast to the names seen so far;
-    a group with a new name (GOOG and FB start later; " IBM " is IBM written with spaces) is read
-    again as text. The bars are the same either way. (Rows checked as they stream, as a replay
-    reads: a check pass first would meet every name before.)"""
+    """Symbol texts are looked up by their views (`replay.symtab`): names first met in later row
+    groups (GOOG and FB start later; " IBM " is IBM written with spaces) get their ids there, and
+    a group with a name too long for a view goes by the Enum cast. The bars are the same either
+    way. (Rows checked as they stream, as a replay reads: a check pass first would meet every
+    name before.)"""
     import replay.source as source
 
+    row = pl.int_range(pl.len())
     raw = expected_daily.with_columns(
-        pl.when((pl.int_range(pl.len()) % 7 == 0) & (pl.col("symbol") == "IBM") & (pl.int_range(pl.len()) > 6000))
-        .then(pl.lit(" IBM "))
+        pl.when((row % 7 == 0) & (pl.col("symbol") == "IBM") & (row > 6000)).then(pl.lit(" IBM "))
+        .when((row % 3 == 0) & (pl.col("symbol") == "MSFT") & (row > 12000)).then(pl.lit("MSFT" + " " * 12))
         .otherwise(pl.col("symbol"))
         .alias("symbol")
     )
     path = tmp_path / "bars.parquet"
     raw.write_parquet(path, row_group_size=500)
-    seen: list[pl.DataType] = []
-    codes = source.Symbols.codes
+    by_views: list[bool] = []
+    views = source.Symbols._view_codes
 
-    def spy(self, s: pl.Series) -> np.ndarray:
-        seen.append(s.dtype)
-        return codes(self, s)
+    def spy(self, s: pl.Series) -> np.ndarray | None:
+        got = views(self, s)
+        by_views.append(got is not None)
+        return got
 
-    monkeypatch.setattr(source.Symbols, "codes", spy)
+    monkeypatch.setattr(source.Symbols, "_view_codes", spy)
     assert_frame_equal(read_all(Reader([path], chunk_rows=400, check_first=False)), expected_daily)
-    enums = sum(isinstance(d, pl.Enum) for d in seen)
-    assert seen[0] == pl.String and 0 < enums < len(seen) - 1, seen
+    assert by_views[0] and not all(by_views), by_views
+
+
+def test_symbol_ids_by_views_and_by_the_enum_cast_alike() -> None:
+    """Symbols.codes: the same name gets one id whether a chunk goes by views or (a name over 12
+    bytes in it) by the Enum cast; spaces around a name do not count; a missing or empty symbol is
+    -1; a sliced column (an offset into its views) and a Categorical column read the same."""
+    from replay.source import Symbols
+
+    names = Symbols()
+    assert names.codes(pl.Series(["A", "B", None, "A"])).tolist() == [0, 1, -1, 0]
+    long = "L" * 13
+    assert names.codes(pl.Series(["B", " A ", "", "C", long])).tolist() == [1, 0, -1, 2, 3]
+    assert names.codes(pl.Series([long, "C", None, " A"])).tolist() == [3, 2, -1, 0]
+    assert names.codes(pl.Series(["X", "D", "C", "D"]).slice(1)).tolist() == [4, 2, 4]
+    assert names.codes(pl.Series(["E", "A", "E"]).cast(pl.Categorical)).tolist() == [5, 0, 5]
+    assert names.names == ["A", "B", "C", long, "D", "E"]
 
 
 def test_spill_folder_is_removed_when_done_or_abandoned(tmp_path: Path, expected_daily: pl.DataFrame,
@@ -735,18 +753,6 @@ def test_csv_blank_lines_are_not_rows_and_a_fault_names_the_files_own_line(tmp_p
         read_all(Reader([bad]))
     with pytest.raises(BadData, match="line 9: high < low"):
         read_all(Reader([bad], check_first=False))
-
-
-def test_symbol_ids_of_text_and_of_enum_columns_alike() -> None:
-    """Symbols.codes: a column read as text or cast to the names seen as it was decoded gives the
-    same ids, a null (a missing symbol) as -1 on both."""
-    from replay.source import Symbols
-
-    names = Symbols()
-    assert names.codes(pl.Series(["A", "B", None, "A"])).tolist() == [0, 1, -1, 0]
-    enum = names.enum
-    assert names.codes(pl.Series(["B", None, "A"]).cast(enum)).tolist() == [1, -1, 0]
-    assert names.codes(pl.Series(["B", "A"]).cast(enum)).tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("unit", ["ns", "us", "ms"])
