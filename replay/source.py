@@ -281,7 +281,7 @@ class Source:
         need = [r for r in roles if r in names or (r == "symbol" and filtering)]
         if filtering and "symbol" not in need:
             need.append("symbol")
-        cols = [pl.col("__row").cast(pl.Int64)] + [pl.col(names[r]).alias(r) for r in need if r in names]
+        cols = [pl.col("__row")] + [pl.col(names[r]).alias(r) for r in need if r in names]  # UInt32: not cast
         if self.cols.date_time is not None and "t" in need:
             cols.append(pl.col(self.cols.date_time[1]).alias("__time"))
         lf = self.lf.select(cols)
