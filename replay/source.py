@@ -48,6 +48,8 @@ def first_line(e: BaseException) -> str:
 
 def is_reader_error(e: BaseException) -> bool:
     """Errors polars, pyarrow or gzip raise on a bad file (a Rust panic is a BaseException)."""
+    if isinstance(e, GeneratorExit | KeyboardInterrupt | SystemExit):  # first: at exit, modules are gone
+        return False
     errors = (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError, EOFError, zlib.error)
     return isinstance(e, errors) or type(e).__name__ == "PanicException"
 
