@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import os
 import sys
 
 
@@ -50,7 +51,11 @@ def settle() -> None:
 def keep_freed_memory() -> None:
     """glibc malloc: a freed big buffer (a batch's lines or columns, megabytes each) goes back to
     the heap for the next batch instead of to the system, which would hand out fresh pages to be
-    faulted in again (about 8 % of a replay's time). The peak is unchanged."""
+    faulted in again (about 8 % of a replay's time). The peak is unchanged. polars' jemalloc
+    likewise keeps the pages of a decoded row group for the next one (a 10M-bar replay: about a
+    fifth fewer page faults, 0.1-0.25 s less system time), when set before polars is loaded and
+    unless _RJEM_MALLOC_CONF says otherwise."""
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
     if not sys.platform.startswith("linux"):
         return
     try:

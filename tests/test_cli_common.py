@@ -42,3 +42,21 @@ def test_a_failed_warm_up_raises_its_error() -> None:
 
     with pytest.raises(RuntimeError, match="no kernel"):
         asyncio.run(main())
+
+
+@pytest.mark.parametrize("own", [None, "dirty_decay_ms:5000"])
+def test_polars_keeps_freed_pages_unless_told_otherwise(own: str | None) -> None:
+    """`barwatch` sets polars' jemalloc to keep freed pages before polars is loaded (it reads the
+    setting once, at load): importing the command does not load polars, and a value of the
+    user's own is left as it is."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if own is not None:
+        env["_RJEM_MALLOC_CONF"] = own
+    code = ("import os, sys, stream.cli; before = 'polars' in sys.modules; "
+            "from stream.cli_common import keep_freed_memory; keep_freed_memory(); "
+            "print(before, os.environ['_RJEM_MALLOC_CONF'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", own or "dirty_decay_ms:-1,muzzy_decay_ms:-1"]
