@@ -131,8 +131,9 @@ def _naive_to_utc(s: pl.Series, tz: str) -> pl.Series:
     return s.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
 
 
-def _aware_to_utc(s: pl.Series) -> pl.Series:
-    return s.dt.cast_time_unit("ns").dt.convert_time_zone("UTC")
+def _aware_ns(s: pl.Series) -> pl.Series:
+    """An aware time column as Int64 ns UTC: its physical values already are the instants."""
+    return (s if s.dtype.time_unit == "ns" else s.dt.cast_time_unit("ns")).to_physical()
 
 
 def _as_ns(s: pl.Series) -> pl.Series:
@@ -186,11 +187,7 @@ class TimeParser:
     def __call__(self, s: pl.Series) -> pl.Series:
         dtype = s.dtype
         if isinstance(dtype, pl.Datetime):
-            if dtype.time_zone:  # an aware time's physical value is already UTC: no conversions
-                ns = s if dtype.time_unit == "ns" else s.dt.cast_time_unit("ns")
-                return ns.to_physical().alias("t")
-            out = _naive_to_utc(s, self.tz)
-            return _as_ns(out).alias("t")
+            return (_aware_ns(s) if dtype.time_zone else _as_ns(_naive_to_utc(s, self.tz))).alias("t")
         if dtype == pl.Date:
             return _as_ns(_naive_to_utc(s.cast(pl.Datetime("ns")), self.tz)).alias("t")
         if dtype.is_numeric():
@@ -199,7 +196,7 @@ class TimeParser:
 
     def _parse(self, s: pl.Series, fmt: str) -> pl.Series:
         d = s.str.to_datetime(fmt, strict=False, time_unit="ns")
-        return _as_ns(_aware_to_utc(d) if "%#z" in fmt else _naive_to_utc(d, self.tz))
+        return _aware_ns(d) if "%#z" in fmt else _as_ns(_naive_to_utc(d, self.tz))
 
     def _strings(self, raw: pl.Series) -> pl.Series:
         s = (
