@@ -187,12 +187,9 @@ class Symbols:
         if self._views.lookup(views, out):
             if (out == symtab.LONG).any():
                 return None
-            idx = np.flatnonzero(out == symtab.UNKNOWN)
-            new, first = np.unique(views[idx], axis=0, return_index=True)
-            order = np.argsort(first)  # ids in order of first sight
-            rows = idx[first[order]]
+            rows = symtab.first_rows(views, np.flatnonzero(out == symtab.UNKNOWN))  # ids by first sight
             names = s.gather(rows).fill_null("").to_list()
-            self._views.add(new[order], np.array([self._code(x) for x in names], np.int64))
+            self._views.add(views[rows], np.array([self._code(x) for x in names], np.int64))
             self._views.lookup(views, out)
         return out
 

@@ -63,6 +63,34 @@ def insert(keys, vals, views, codes):
         keys[s, 0], keys[s, 1], vals[s] = a, b, codes[i]
 
 
+@njit(cache=True, nogil=True, _nrt=False)
+def firsts(views, rows, keys, vals, out):
+    """out[:m] = the rows (of `rows`, in order) where each distinct view among views[rows] is
+    first seen; returns m. keys, vals: an empty table (vals all EMPTY) of a power-of-two size
+    over len(rows)."""
+    mask = np.uint64(len(vals) - 1)
+    m = 0
+    for i in rows:
+        a, b = views[i, 0], views[i, 1]
+        s = _slot(a, b, mask)
+        while vals[s] != EMPTY and not (keys[s, 0] == a and keys[s, 1] == b):
+            s = (s + 1) & np.int64(mask)
+        if vals[s] == EMPTY:
+            keys[s, 0], keys[s, 1], vals[s] = a, b, i
+            out[m] = i
+            m += 1
+    return m
+
+
+def first_rows(views: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The rows (of `rows`, in order) where each distinct view among views[rows] is first seen."""
+    cap = 1 << max(4, (2 * len(rows)).bit_length())
+    out = np.empty(len(rows), np.int64)
+    keys, vals = np.zeros((cap, 2), np.uint64), np.full(cap, EMPTY, np.int64)
+    m = firsts(views, np.asarray(rows, np.int64), keys, vals, out)
+    return out[:m]
+
+
 class ViewTable:
     """Views -> codes, grown by doubling to stay at most half full."""
 

@@ -373,6 +373,27 @@ def test_symbol_ids_by_views_and_by_the_enum_cast_alike() -> None:
     assert names.names == ["A", "B", "C", long, "D", "E"]
 
 
+def test_first_rows_of_distinct_views_in_order_of_first_sight() -> None:
+    """symtab.first_rows: of the given rows, where each distinct 16-byte view is first seen, in
+    order, against a plain Python pass; views that differ in either word are distinct; many rows
+    (a first chunk of new names) and none."""
+    from replay.symtab import first_rows
+
+    rng = np.random.default_rng(7)
+    views = rng.integers(0, 40, size=(100_000, 2)).astype(np.uint64)
+    views[::5, 1] += np.uint64(1 << 40)  # high bits of one word only
+    rows = np.flatnonzero(rng.random(len(views)) < 0.6)
+    seen: set[tuple[int, int]] = set()
+    want = []
+    for i in rows.tolist():
+        key = (int(views[i, 0]), int(views[i, 1]))
+        if key not in seen:
+            seen.add(key)
+            want.append(i)
+    assert first_rows(views, rows).tolist() == want
+    assert first_rows(views, rows[:0]).tolist() == []
+
+
 def test_spill_folder_is_removed_when_done_or_abandoned(tmp_path: Path, expected_daily: pl.DataFrame,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     import tempfile
