@@ -9,6 +9,7 @@ code is cached on disk like any other numba function.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -210,13 +211,19 @@ def source(p: Program) -> str:
     g = _Gen(p)
     g.apply()
     g.triggers()
-    # the templates: one bar (inlined into the loops), a batch's loop (nogil: a replay encodes
-    # the previous batch's lines in a worker thread meanwhile), the state buffers' views, one bar
+    sizes = f"WIDTH, NR = {p.width}, {len(p.rules)}  # this config's state row width and rule count\n\n"
+    return HEADER + sizes + "\n".join(g.lines) + _templates()
+
+
+@functools.cache
+def _templates() -> str:
+    """The shared templates' source: one bar (inlined into the loops), a batch's loop (nogil: a
+    replay encodes the previous batch's lines in a worker thread meanwhile), the state buffers'
+    views, one bar. Read once (`inspect.getsource` tokenizes: ~10 ms an engine otherwise)."""
     templates = [("forceinline=True", kernel._bar), ("nogil=True", kernel.run),
                  ("forceinline=True", kernel.unpack), ("nogil=True", kernel.run_one)]
-    sizes = f"WIDTH, NR = {p.width}, {len(p.rules)}  # this config's state row width and rule count\n\n"
-    return HEADER + sizes + "\n".join(g.lines) + "".join(
-        f"\n\n@njit(cache=True, _nrt=False, {flag})\n" + inspect.getsource(fn) for flag, fn in templates)
+    return "".join(f"\n\n@njit(cache=True, _nrt=False, {flag})\n" + inspect.getsource(fn)
+                   for flag, fn in templates)
 
 
 _loaded: dict[str, ModuleType] = {}

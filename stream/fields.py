@@ -68,9 +68,11 @@ _EXPR = {  # the Python expression of each format, over x (the record's column)
 }
 
 
+@functools.cache
 def decoder(fields: tuple[Field, ...]):
     """A function turning one value record (a list of floats) into the `values` dict: one dict
-    display, written for these fields (the Event path builds one per event)."""
+    display, written for these fields (the Event path builds one per event); made once per
+    layout (an engine asks for one per rule)."""
     env: dict[str, Any] = {"rfc3339": rfc3339}
     items = []
     for i, f in enumerate(fields):
