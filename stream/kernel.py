@@ -165,45 +165,6 @@ def revisable(sym, t, kind, next_t, need):
 
 
 @njit(cache=True, _nrt=False, nogil=True)
-def by_symbol(ids, nsym, order, count):
-    """order = the rows grouped by symbol, each symbol's rows in their batch order (a counting
-    sort): stepping one symbol's bars together keeps its state in cache."""
-    for s in range(nsym + 1):
-        count[s] = 0
-    for i in range(ids.shape[0]):
-        count[ids[i] + 1] += 1
-    for s in range(nsym):
-        count[s + 1] += count[s]
-    for i in range(ids.shape[0]):
-        s = ids[i]
-        order[count[s]] = i
-        count[s] += 1
-
-
-@njit(cache=True, _nrt=False, nogil=True)
-def by_row(EI, EF, late, n, out_i, out_f, out_late, count):
-    """Records regrouped by symbol back into batch row order (stable: a row's records keep
-    their order), with their late flags. out_i is column-major ([E_WIDTH, records]: each
-    column one contiguous run, as the JSON encoder reads them); count has one slot per batch
-    row plus one."""
-    ne = EI.shape[0]
-    for i in range(n + 1):
-        count[i] = 0
-    for q in range(ne):
-        count[EI[q, E_ROW] + 1] += 1
-    for i in range(n):
-        count[i + 1] += count[i]
-    for q in range(ne):
-        w = count[EI[q, E_ROW]]
-        count[EI[q, E_ROW]] += 1
-        for c in range(E_WIDTH):
-            out_i[c, w] = EI[q, c]
-        for c in range(V_WIDTH):
-            out_f[w, c] = EF[q, c]
-        out_late[w] = late[q]
-
-
-@njit(cache=True, _nrt=False, nogil=True)
 def last_of_each(sym, last):
     """last[s] = the index of symbol s's last record, -1 if it has none (one pass, no sort)."""
     for s in range(last.shape[0]):
@@ -278,18 +239,16 @@ def _bar(S, I, EI, EF, SAYT, SAYV, F, B, stats, nr, quiet, e, i, r, ti, o, h, lo
     return e
 
 
-def run(sym, t, op, hi, lo, cl, vo, kind, need, order, start, S, I, EI, EF, SAYT, SAYV, F, B, maxev, stats,
+def run(sym, t, op, hi, lo, cl, vo, kind, need, start, S, I, EI, EF, SAYT, SAYV, F, B, maxev, stats,
         nr, quiet):
-    """Step rows order[start:] of a batch; returns (next position in order, event count).
-    Stops early, to be called again, when the event arrays could overflow. A template: see
-    the module doc."""
+    """Step rows start: of a batch in order; returns (the next row, event count). Stops early,
+    to be called again, when the event arrays could overflow. A template: see the module doc."""
     n = t.shape[0]
     cap = EI.shape[0]
     e = 0
-    for ii in range(start, n):
+    for i in range(start, n):
         if e + maxev > cap:
-            return ii, e
-        i = order[ii]
+            return i, e
         e = _bar(S, I, EI, EF, SAYT, SAYV, F, B, stats, nr, quiet, e, i, sym[i], t[i], op[i], hi[i], lo[i],
                  cl[i], vo[i], kind[i], need[i] != 0)
     return n, e

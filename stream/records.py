@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .events import Event, from_columns
-from .kernel import by_row, last_of_each
+from .kernel import last_of_each
 from .lines import stamps
 from .outputs.jsonl import encode_lines
 from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, V_WIDTH
@@ -38,51 +38,23 @@ def build(engine: Engine, seq0: int, rec: np.ndarray, late: list[bool],
 
 
 class EventBlock(Sequence[Event]):
-    """Events seq0+1 .. seq0+n of an engine, as columns.
-
-    With `rows` (the batch's row count) the records come grouped by symbol, as a many-symbol
-    batch is stepped, and are put back in row order when first read: in the replay that is the
-    encoding worker's thread, not the engine's."""
+    """Events seq0+1 .. seq0+n of an engine, as columns in row order: `rec` int64 [n, E_WIDTH]
+    (row, symbol, rule, kind, state, time), `vals` float64 [n, V_WIDTH] (each rule's value
+    record, stream/fields.py), `late` bool [n]."""
 
     def __init__(self, engine: Engine, seq0: int, rec: np.ndarray, vals: np.ndarray,
-                 late: np.ndarray, rows: int | None = None, events: list[Event] | None = None) -> None:
+                 late: np.ndarray, events: list[Event] | None = None) -> None:
         self.engine = engine
         self.seq0 = seq0
-        self._cols = (rec, vals, late)  # one tuple: a reader on another thread sees all or none
-        self._rows = rows
+        self.rec, self.vals, self.late = rec, vals, late
         self._events = events  # the Event objects, when built already (a live bar's)
-
-    def _ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cols = self._cols
-        if self._rows is not None:
-            rec, vals, late = cols
-            cols = (np.empty((E_WIDTH, len(rec)), dtype=np.int64), np.empty_like(vals), np.empty_like(late))
-            by_row(rec, vals, late, self._rows, *cols, np.empty(self._rows + 1, dtype=np.int64))
-            cols = (cols[0].T, *cols[1:])  # [n, E_WIDTH] with contiguous columns
-            self._cols, self._rows = cols, None
-        return cols
-
-    @property
-    def rec(self) -> np.ndarray:
-        """int64 [n, E_WIDTH]: row, symbol, rule, kind, state, time."""
-        return self._ordered()[0]
-
-    @property
-    def vals(self) -> np.ndarray:
-        """float64 [n, V_WIDTH]: each rule's value record (stream/fields.py)."""
-        return self._ordered()[1]
-
-    @property
-    def late(self) -> np.ndarray:
-        """bool [n]."""
-        return self._ordered()[2]
 
     @classmethod
     def empty(cls, engine: Engine) -> EventBlock:
         return cls(engine, engine.seq, _NO_REC, _NO_VALS, _NO_LATE)
 
     def __len__(self) -> int:
-        return len(self._cols[0])
+        return len(self.rec)
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice) or self._events is not None:
@@ -122,10 +94,8 @@ class EventBlock(Sequence[Event]):
         return self._objects(slice(None))
 
     def _objects(self, rows: slice) -> list[Event]:
-        rec, vals, late = self._ordered()
-        r = rec[rows]
-        return build(self.engine, self.seq0 + rows.indices(len(rec))[0], r, late[rows].tolist(),
-                     vals[rows].tolist())
+        return build(self.engine, self.seq0 + rows.indices(len(self.rec))[0], self.rec[rows],
+                     self.late[rows].tolist(), self.vals[rows].tolist())
 
     def _event(self, q: int) -> Event:
         return self._objects(slice(q, q + 1))[0]
@@ -136,10 +106,9 @@ class EventBlock(Sequence[Event]):
             return b""
         if len(self) < self.engine.encoder.SMALL:  # a live bar's: its Events (kept), by msgspec
             return encode_lines(self.events())
-        (r, vals, late), eng = self._ordered(), self.engine
+        r, eng = self.rec, self.engine
         return eng.encoder.encode(eng.symbols, self.seq0, r[:, E_SYM], r[:, E_T], r[:, E_RULE], r[:, E_KIND],
-                                  r[:, E_STATE], late, vals)
-
+                                  r[:, E_STATE], self.late, self.vals)
 
 
 def columns(events: Sequence[Event], start: int = 0) -> tuple[list[str], list[str], int]:

@@ -10,7 +10,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-import stream.engine as engine_module
 from stream.bars import Bar, BarBatch
 from stream.config import parse_config
 from stream.engine import Engine
@@ -34,13 +33,6 @@ def test_batch_size_does_not_matter(daily):
     part = daily.head(2000)
     single = [e for row in part.iter_slices(1) for e in one.process(BarBatch.from_polars(row))]
     assert lines(single) == lines(Engine().process(BarBatch.from_polars(part)))
-
-
-def test_a_big_batch_stepped_in_pieces_says_the_same(daily, monkeypatch):
-    whole = Engine().step(BarBatch.from_polars(daily))
-    monkeypatch.setattr(engine_module, "PIECE", 1000)  # as a batch bigger than PIECE rows is
-    pieces = Engine().step(BarBatch.from_polars(daily))
-    assert pieces.lines() == whole.lines() and (pieces.rec == whole.rec).all()
 
 
 def test_many_new_symbols_at_once_say_what_they_say_one_by_one(daily):
