@@ -24,6 +24,8 @@ from numba.core import cgutils
 from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import intrinsic
 
+from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T
+
 # ops of a values program, rows of (op, col, names, count, literal): ZONE's names are literals
 # names .. names + count; LIT writes only its literal
 LIT, NUM, PCT, SIGN, INT, ZONE, TIME, DIRECTION = range(8)
@@ -286,7 +288,7 @@ def _short_text(buf, pos, neg, k, p, ax, dry):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit_off, sym_data, sym_off,
+def run(buf, dry, one, seq0, rec, tix, late, values, lit, lit_off, sym_data, sym_off,
         tm_data, tm_off, prog, prog_lo, nkinds, nstates, after_id, after_time, kp, flt, flt_data, flt_off,
         sep, tim, tim_ix, tv_data, tv_off, bad, bad_data, bad_off, counts, memo):
     """One pass (`one`, the common case): writes the lines into buf, formatting every value
@@ -305,9 +307,9 @@ def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit
     for i in range(MEMO):
         memo[i, 0] = 0  # the bits of 0.0: never looked up (zeros are literals)
     nf = nt = nb = nk = 0
-    for q in range(len(sym)):
-        s, t, j = sym[q], tix[q], rule[q]
-        jk = j * nkinds + kind[q]
+    for q in range(rec.shape[0]):
+        s, t, j = rec[q, E_SYM], tix[q], rec[q, E_RULE]
+        jk = j * nkinds + rec[q, E_KIND]
         s_lo, s_hi, t_lo, t_hi = sym_off[s], sym_off[s + 1], tm_off[t], tm_off[t + 1]
         pos = _lit(buf, pos, lit, lit_off, HEAD, dry)
         pos = _int(buf, pos, seq0 + 1 + q, dry)
@@ -319,7 +321,7 @@ def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit
         pos = _copy(buf, pos, sym_data, s_lo, s_hi, dry)
         pos = _lit(buf, pos, lit, lit_off, TIMEKEY, dry)
         pos = _copy(buf, pos, tm_data, t_lo, t_hi, dry)
-        pos = _lit(buf, pos, lit, lit_off, after_time + jk * nstates + state[q], dry)
+        pos = _lit(buf, pos, lit, lit_off, after_time + jk * nstates + rec[q, E_STATE], dry)
         for o in range(prog_lo[j], prog_lo[j + 1]):
             op = prog[o, 0]
             if prog[o, 4] >= 0:
@@ -424,22 +426,23 @@ def run(buf, dry, one, seq0, sym, tix, rule, kind, state, late, values, lit, lit
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def prepare(sym, t, rule, kind, state, nsym, nrules, nkinds, nstates, most, sym_off, per_rule, t_ix, starts):
-    """One pass over n records before `run`: returns (ok, runs, size). ok: every symbol, rule,
+def prepare(rec, nsym, nrules, nkinds, nstates, most, sym_off, per_rule, t_ix, starts):
+    """One pass over n records (int64 [n, E_WIDTH], the engine's) before `run`: returns (ok,
+    runs, size). ok: every symbol, rule,
     kind and state index is in range (else nothing more is done: the caller names the column).
     Runs of equal neighbouring times: runs[i] begins at record starts[i], t_ix[q] is q's run.
     per_rule: records of each rule. size: the most bytes `run` can write but for the times
     (`most` per rule, and each symbol's text twice)."""
-    n = len(sym)
+    n = rec.shape[0]
     for j in range(nrules):
         per_rule[j] = 0
     runs = 0
     size = 0
     for q in range(n):
-        s, j = sym[q], rule[q]
-        if not (0 <= s < nsym and 0 <= j < nrules and 0 <= kind[q] < nkinds and 0 <= state[q] < nstates):
+        s, j, k, st = rec[q, E_SYM], rec[q, E_RULE], rec[q, E_KIND], rec[q, E_STATE]
+        if not (0 <= s < nsym and 0 <= j < nrules and 0 <= k < nkinds and 0 <= st < nstates):
             return False, 0, 0
-        if q == 0 or t[q] != t[q - 1]:
+        if q == 0 or rec[q, E_T] != rec[q - 1, E_T]:
             starts[runs] = q
             runs += 1
         t_ix[q] = runs - 1

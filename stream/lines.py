@@ -34,7 +34,7 @@ from . import linekernel as lk
 from .events import SCHEMA_VERSION, STATES, from_columns, rfc3339
 from .fields import CONST, DIRECTION, INT, NUM, PCT, SIGN, TIME, ZONE, Field, decoder, format_value
 from .outputs.jsonl import encode_lines
-from .signals.common import KINDS
+from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, KINDS
 
 _FEW = 64  # this few times are formatted by `rfc3339` itself
 NUMBER = 25  # most bytes of a number the kernel writes: "-0.000" and 17 digits, or "-1234567890123.45678"
@@ -192,23 +192,37 @@ class LineEncoder:
             return b""
         if n < self.SMALL:
             return self._per_event(symbols, seq0, sym, t, rule, kind, state, late, values)
-        sym = np.ascontiguousarray(sym, dtype=np.int64)
-        t = np.ascontiguousarray(t, dtype=np.int64)
-        rule = np.ascontiguousarray(rule, dtype=np.int64)
-        kind = np.ascontiguousarray(kind, dtype=np.int64)
-        state = np.ascontiguousarray(state, dtype=np.int64)
+        cols = [np.asarray(a) for a in (sym, t, rule, kind, state)]
+        if not all(a.ndim == 1 and len(a) == n for a in cols):
+            raise ValueError("record arrays differ in length")
+        rec = np.zeros((n, E_WIDTH), dtype=np.int64)
+        for c, a in zip((E_SYM, E_T, E_RULE, E_KIND, E_STATE), cols, strict=True):
+            rec[:, c] = a
+        return self.encode_records(symbols, seq0, rec, late, values)
+
+    def encode_records(self, symbols: list[str], seq0: int, rec: np.ndarray, late, values) -> bytes:
+        """`encode` of the engine's records as they are (int64 [n, E_WIDTH]: each record's fields
+        in one row, read in place)."""
+        n = len(rec)
+        if n == 0:
+            return b""
+        if n < self.SMALL:
+            return self._per_event(symbols, seq0, rec[:, E_SYM], rec[:, E_T], rec[:, E_RULE], rec[:, E_KIND],
+                                   rec[:, E_STATE], late, values)
+        rec = np.ascontiguousarray(rec, dtype=np.int64)
         late = np.ascontiguousarray(late, dtype=bool)
         values = np.ascontiguousarray(values, dtype=np.float64)
-        if not (len(t) == len(rule) == len(kind) == len(state) == len(late) == len(values) == n):
+        if rec.ndim != 2 or rec.shape[1] != E_WIDTH or not len(late) == len(values) == n:
             raise ValueError("record arrays differ in length")
+        sym, t = rec[:, E_SYM], rec[:, E_T]
         sym_data, sym_off = self._symbol_table(symbols)
         per_rule = np.empty(len(self.rule_names), dtype=np.int64)
         t_ix = np.empty(n, dtype=np.int64)
         starts = np.empty(n + 1, dtype=np.int64)
-        ok, nruns, most = lk.prepare(sym, t, rule, kind, state, len(symbols), len(self.rule_names),
-                                     len(KINDS), len(STATES), self._most, sym_off, per_rule, t_ix, starts)
+        ok, nruns, most = lk.prepare(rec, len(symbols), len(self.rule_names), len(KINDS), len(STATES),
+                                     self._most, sym_off, per_rule, t_ix, starts)
         if not ok:
-            self._check(symbols, (sym, rule, kind, state))
+            self._check(symbols, (sym, rec[:, E_RULE], rec[:, E_KIND], rec[:, E_STATE]))
             raise ValueError("record index out of range")  # not reached: _check names the column
         if values.ndim != 2 or values.shape[1] <= self._max_col:
             raise ValueError("value records too short for the rules' fields")
@@ -229,7 +243,7 @@ class LineEncoder:
         tim = np.empty(bound[1], dtype=np.int64)
         bad = np.empty((bound[2], 2), dtype=np.int64)
         counts = np.zeros(3, dtype=np.int64)
-        head = (seq0, sym, t_ix, rule, kind, state, late, values, self._lit, self._lit_off,
+        head = (seq0, rec, t_ix, late, values, self._lit, self._lit_off,
                 sym_data, sym_off, tm_data, tm_off, self._prog, self._prog_lo, len(KINDS), len(STATES),
                 self._after_id, self._after_time, np.empty(bound[0], dtype=np.int64), flt)
         memo = np.empty((lk.MEMO, 2), dtype=np.int64)

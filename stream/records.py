@@ -106,9 +106,8 @@ class EventBlock(Sequence[Event]):
             return b""
         if len(self) < self.engine.encoder.SMALL:  # a live bar's: its Events (kept), by msgspec
             return encode_lines(self.events())
-        r, eng = self.rec, self.engine
-        return eng.encoder.encode(eng.symbols, self.seq0, r[:, E_SYM], r[:, E_T], r[:, E_RULE], r[:, E_KIND],
-                                  r[:, E_STATE], self.late, self.vals)
+        eng = self.engine
+        return eng.encoder.encode_records(eng.symbols, self.seq0, self.rec, self.late, self.vals)
 
 
 def columns(events: Sequence[Event], start: int = 0) -> tuple[list[str], list[str], int]:
