@@ -190,7 +190,7 @@ def stages(path: Path, bars: int) -> list[tuple[str, float]]:
     n = sum(len(b) for b in batches)
     return [("bars", n), ("events", sum(len(e) for e in evs)),
             ("read (pre-scan + chunks)", read), ("engine: step (kernel + event records)", step),
-            ("encode JSON lines (row order + bulk)", enc),
+            ("encode JSON lines (bulk)", enc),
             ("write to /dev/null", write), ("table: last signals", seen),
             (f"table: drawing ({100 * draw / wall:.1f} % of its run)", draw * total / wall)]
 
