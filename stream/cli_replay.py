@@ -201,7 +201,16 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
         return 2
 
     settings = p.settings
-    warm = loop.run_in_executor(None, warm_up, settings)  # the kernels load while the first bars are read
+    # the kernels load while the first bars are read; stepping starts once the batch kernel has,
+    # the one-bar and encoding kernels loading beside the first steps
+    stepping = loop.create_future()
+
+    def can_step() -> None:
+        loop.call_soon_threadsafe(lambda: stepping.done() or stepping.set_result(None))
+
+    warm = loop.run_in_executor(None, warm_up, settings, False, can_step)
+    warm.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: a kernel that
+    # fails after stepping began fails again where it is called
     feed = ReplayFeed(reader)
     t_read = time.perf_counter()  # the summary's elapsed counts reading (a pre-scan or check pass included)
     try:
@@ -226,7 +235,9 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
     if speed is not None:
         feed.pacer = Pacer(speed)
 
-    await warmed(warm)
+    await warmed(asyncio.ensure_future(asyncio.wait({stepping, warm}, return_when=asyncio.FIRST_COMPLETED)))
+    if warm.done():
+        warm.result()  # the batch kernel failed to load (or compile): said here
     engine = Engine(settings)
     session = Session(engine, [jsonl] if jsonl is not None else [], ahead=speed is None)
     outputs = session.outputs

@@ -8,6 +8,8 @@ EventBlock (JSON lines in bulk), `process` as Event objects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import codegen
@@ -278,21 +280,28 @@ class Engine:
         return snap
 
 
-def warm_up(config: Settings, writable: bool = False) -> None:
+def warm_up(config: Settings, writable: bool = False, stepping: Callable[[], None] | None = None) -> None:
     """Loads (on a cold cache: compiles) what stepping and encoding with this config run, on a
     throwaway engine, so that no bar waits for a compile: a replay does it in a thread while its
     first bars are read, a live session before it connects. numba compiles per argument type, and
     a batch read from a file has read-only columns (polars' memory): those are warmed, and with
-    `writable` also columns built in memory (live bars)."""
+    `writable` also columns built in memory (live bars). `stepping` is called (once, from this
+    thread) as soon as a batch can be stepped, before the one-bar and encoding kernels load: a
+    replay's first steps (compiled code, no GIL) overlap their loading."""
     engine = Engine(config)
-    n = engine.encoder.SMALL
+    batches = []
     for ro in (True, False) if writable else (True,):
         batch = BarBatch(["A", "B"], np.arange(2) % 2, np.zeros(2, np.int64), *np.ones((5, 2)))
         if ro:
             for col in (batch.t, batch.open, batch.high, batch.low, batch.close, batch.volume, batch.kind):
                 col.flags.writeable = False
+        batches.append(batch)
         engine.step(batch).lines()
+    if stepping is not None:
+        stepping()
+    for batch in batches:
         engine.step(batch.rows(0, 1))  # one bar (`run_one`): live bars, a paced or fanned-out replay's
+    n = engine.encoder.SMALL
     zero = np.zeros(n, np.int64)
     engine.encoder.encode(["A"], 0, zero, zero, zero, zero + 1, zero, zero.astype(bool),
                           np.zeros((n, engine.EF.shape[1])))

@@ -291,3 +291,18 @@ def rfc_time(t) -> str:
     from stream.events import rfc3339
 
     return rfc3339(int(t))
+
+
+def test_warm_up_says_once_when_a_batch_can_be_stepped():
+    """warm_up's `stepping` callback: called once, in the warming thread, after the batch kernel
+    has loaded (an engine steps a batch right away) and before warm_up returns."""
+    import threading
+
+    from stream.config import load_config
+    from stream.engine import warm_up
+
+    calls: list[int] = []
+    warm_up(load_config(None), stepping=lambda: calls.append(threading.get_ident()))
+    assert calls == [threading.get_ident()]
+    batch = BarBatch(["X", "Y"], np.arange(4) % 2, np.arange(4) // 2, *np.ones((5, 4)))
+    assert len(Engine().step(batch)) == 0
