@@ -206,11 +206,16 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
     stepping = loop.create_future()
 
     def can_step() -> None:
-        loop.call_soon_threadsafe(lambda: stepping.done() or stepping.set_result(None))
+        if not stepping.done():
+            stepping.set_result(None)
 
-    warm = loop.run_in_executor(None, warm_up, settings, False, can_step)
-    warm.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: a kernel that
-    # fails after stepping began fails again where it is called
+    def settled(f: asyncio.Future) -> None:
+        can_step()  # a warm-up that failed before stepping could start says so below
+        if not f.cancelled():  # retrieved: a kernel that fails after stepping began fails again
+            f.exception()  # where it is called
+
+    warm = loop.run_in_executor(None, warm_up, settings, False, lambda: loop.call_soon_threadsafe(can_step))
+    warm.add_done_callback(settled)
     feed = ReplayFeed(reader)
     t_read = time.perf_counter()  # the summary's elapsed counts reading (a pre-scan or check pass included)
     try:
@@ -235,7 +240,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
     if speed is not None:
         feed.pacer = Pacer(speed)
 
-    await warmed(asyncio.ensure_future(asyncio.wait({stepping, warm}, return_when=asyncio.FIRST_COMPLETED)))
+    await warmed(stepping)
     if warm.done():
         warm.result()  # the batch kernel failed to load (or compile): said here
     engine = Engine(settings)

@@ -188,10 +188,6 @@ class LineEncoder:
         """JSON lines of n event records (record q is event seq0 + 1 + q), newline-terminated:
         `b"".join(map(stream.events.encode, events))` of the Events the records describe."""
         n = len(sym)
-        if n == 0:
-            return b""
-        if n < self.SMALL:
-            return self._per_event(symbols, seq0, sym, t, rule, kind, state, late, values)
         cols = [np.asarray(a) for a in (sym, t, rule, kind, state)]
         if not all(a.ndim == 1 and len(a) == n for a in cols):
             raise ValueError("record arrays differ in length")
