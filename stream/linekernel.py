@@ -27,7 +27,8 @@ from numba.extending import intrinsic
 from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T
 
 # ops of a values program, rows of (op, col, names, count, literal): ZONE's names are literals
-# names .. names + count; LIT writes only its literal
+# names .. names + count, each its key and name (the key alone is its literal, written before a
+# value out of range); LIT writes only its literal
 LIT, NUM, PCT, SIGN, INT, ZONE, TIME, DIRECTION = range(8)
 # literals every encoder has, at these indices of its literal table
 HEAD, ID, BAR, TIMEKEY, NULL, UP, DOWN, TAIL, TAIL_LATE, ZERO, MINUS_ZERO = range(11)
@@ -324,7 +325,7 @@ def run(buf, dry, one, seq0, rec, tix, late, values, lit, lit_off, sym_data, sym
         pos = _lit(buf, pos, lit, lit_off, after_time + jk * nstates + rec[q, E_STATE], dry)
         for o in range(prog_lo[j], prog_lo[j + 1]):
             op = prog[o, 0]
-            if prog[o, 4] >= 0:
+            if prog[o, 4] >= 0 and op != ZONE:  # a zone's names start with its key
                 pos = _lit(buf, pos, lit, lit_off, prog[o, 4], dry)
             if op == LIT:
                 continue
@@ -388,6 +389,7 @@ def run(buf, dry, one, seq0, rec, tix, late, values, lit, lit_off, sym_data, sym
                 if -count <= i < count:
                     a = prog[o, 2] + (i + count if i < 0 else i)  # a negative index counts from the end
                 else:
+                    pos = _lit(buf, pos, lit, lit_off, prog[o, 4], dry)  # the key alone
                     out = True
             elif op == TIME:
                 if abs(x) < _I64:

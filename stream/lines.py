@@ -128,18 +128,25 @@ class LineEncoder:
                     raise ValueError(f"field {f.key!r}: unknown format {f.fmt}")
                 before = len(lits)
                 lits.append(text)
-                text = ""
-                if f.fmt == ZONE:
+                if f.fmt == ZONE:  # each name with its key before it: one piece a line, not two
                     prog.append((lk.ZONE, f.col, len(lits), len(f.names), before))
-                    lits += [_json(z) for z in f.names]
+                    lits += [text + _json(z) for z in f.names]
                 else:
                     prog.append((ops[f.fmt], f.col, 0, 0, before))
+                text = ""
                 self._op_field.append(f)
             if text:
                 prog.append((lk.LIT, 0, 0, 0, len(lits)))
                 self._op_field.append(None)
                 lits.append(text)
             lo.append(len(prog))
+        nks = len(kinds) * len(states)
+        for j in range(len(self.rule_names)):  # a rule's first key joins the text before it
+            if lo[j] < lo[j + 1] and prog[lo[j]][0] != lk.ZONE:
+                op, col, names, count, before = prog[lo[j]]
+                after = self._after_time + j * nks
+                lits[after : after + nks] = [x + lits[before] for x in lits[after : after + nks]]
+                prog[lo[j]] = (op, col, names, count, -1)
         self._lit, self._lit_off = _pack(lits)
         self._prog = np.array(prog, dtype=np.int64).reshape(-1, 5)
         self._prog_lo = np.array(lo, dtype=np.int64)
