@@ -26,9 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli_common import keep_freed_memory
+    from .cli_common import keep_freed_memory, size_thread_pools
 
     keep_freed_memory()
+    size_thread_pools()
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):

@@ -48,6 +48,15 @@ def settle() -> None:
     gc.freeze()
 
 
+def size_thread_pools() -> None:
+    """polars' threads, set before polars loads: a replay keeps one core stepping and one encoding,
+    so polars gets the cores left (at least one) unless POLARS_MAX_THREADS says otherwise. With
+    its default of a thread a core, on 2 cores five threads took turns on two: a 10M-bar replay
+    switched 5x as often and peaked 60-80 MB higher (times: `bench/bench_replay.py`, README)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, cores - 2)))
+
+
 def keep_freed_memory() -> None:
     """glibc malloc: a freed big buffer (a batch's lines or columns, megabytes each) goes back to
     the heap for the next batch instead of to the system, which would hand out fresh pages to be

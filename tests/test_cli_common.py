@@ -60,3 +60,20 @@ def test_polars_keeps_freed_pages_unless_told_otherwise(own: str | None) -> None
             "print(before, os.environ['_RJEM_MALLOC_CONF'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", own or "dirty_decay_ms:-1,muzzy_decay_ms:-1"]
+
+
+@pytest.mark.parametrize("own", [None, "3"])
+def test_polars_gets_the_cores_stepping_and_encoding_leave(own: str | None) -> None:
+    """`barwatch` sizes polars' thread pool before polars loads: the cores but two (at least one),
+    or the user's own POLARS_MAX_THREADS; polars then runs that many threads."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "POLARS_MAX_THREADS"}
+    if own is not None:
+        env["POLARS_MAX_THREADS"] = own
+    code = ("import stream.cli; from stream.cli_common import size_thread_pools; size_thread_pools(); "
+            "import polars; print(polars.thread_pool_size())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    assert int(out.stdout) == (int(own) if own else max(1, cores - 2))
