@@ -13,8 +13,9 @@ import numpy as np
 
 from .bars import BarBatch
 
-AHEAD = 3  # chunks read ahead of the engine: a Parquet row group bigger than a chunk is decoded
-# at once, taking several chunks' time, and the chunks read before it cover that time
+AHEAD = 6  # chunks read ahead of the engine: a Parquet row group bigger than a chunk is decoded
+# at once, taking several chunks' time (a million rows in one polars thread: about six chunks'
+# stepping), and the chunks read before it cover that time
 
 
 def _next(it: Iterator[BarBatch]) -> BarBatch | None:

@@ -5,7 +5,7 @@ stepped synchronously in the event loop (the engine is fast), its events are enc
 lines once, and every output gets (events, lines) and is flushed. Between batches the loop
 yields, so the table's timer and the fan-out's senders run; nothing here ever waits on them.
 With `ahead` (a replay at max speed) a batch's lines are encoded in a worker thread while the
-next batch is stepped (the kernel releases the GIL); outputs still get batches in order.
+next batches are stepped (the kernel releases the GIL); outputs still get batches in order.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from .bars import BarBatch
 from .engine import Engine
 from .events import Event
 from .records import EventBlock
+
+LINES_BEHIND = 3  # batches the encoding may fall behind the stepping (with `ahead`): stepping and
+# encoding take about as long over a replay, not batch by batch; waiting on each previous batch's
+# lines left a core idle whenever one took longer (10M-bar replay: 85 % of two cores busy; 90 %).
+# Encoded batches go out as the next is stepped: a feed that stalls holds back up to this many.
 
 
 class Output(Protocol):
@@ -82,7 +87,8 @@ class Session:
                 if pool is not None and rows is None:  # the kernel (nogil) overlaps the encoding
                     events = self.engine.step(batch)
                     queue.append((batch, events, pool.submit(events.lines)))
-                    while len(queue) > 1:
+                    # out go the batches already encoded, and the oldest while too many are not
+                    while queue and (len(queue) > LINES_BEHIND or queue[0][2].done()):
                         blob = await asyncio.wrap_future(queue[0][2])
                         done, events, _ = queue.popleft()
                         self._write(done, events, blob)
