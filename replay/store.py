@@ -359,10 +359,14 @@ def _batch(part: dict[str, np.ndarray], lut: np.ndarray, names: list[str]) -> Ba
     """OUT columns as a BarBatch listing only its own symbols (in id order)."""
     sym = part["sym"]
     present = np.flatnonzero(np.bincount(sym, minlength=len(names)))
-    lut[present] = np.arange(len(present))
+    if len(present) == len(names):  # every name so far: the ids are the batch's own
+        symbols = list(names)
+    else:
+        lut[present] = np.arange(len(present))
+        symbols, sym = [names[i] for i in present], lut[sym]
     return BarBatch(
-        symbols=[names[i] for i in present],
-        sym=lut[sym],
+        symbols=symbols,
+        sym=sym,
         t=part["t"],
         open=part["open"],
         high=part["high"],

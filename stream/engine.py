@@ -169,15 +169,18 @@ class Engine:
         n = len(batch.t)
         if n == 0:
             return None
-        known = self._sid.get
-        lut = np.array([known(s, -1) for s in batch.symbols], dtype=np.int64)
-        new = np.flatnonzero(lut < 0)
-        if len(new):  # symbols new to the engine
-            names = [batch.symbols[k] for k in new.tolist()]
-            distinct = list(dict.fromkeys(names))
-            ids = dict(zip(distinct, self._add_symbols(distinct), strict=True))
-            lut[new] = [ids[name] for name in names]
-        ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
+        if batch.symbols == self.symbols:  # the engine's own list (most replay chunks): ids as they are
+            ids = batch.sym
+        else:
+            known = self._sid.get
+            lut = np.array([known(s, -1) for s in batch.symbols], dtype=np.int64)
+            new = np.flatnonzero(lut < 0)
+            if len(new):  # symbols new to the engine
+                names = [batch.symbols[k] for k in new.tolist()]
+                distinct = list(dict.fromkeys(names))
+                ids = dict(zip(distinct, self._add_symbols(distinct), strict=True))
+                lut[new] = [ids[name] for name in names]
+            ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
         need = np.empty(n, dtype=np.int8)
         nsym = len(self.symbols)
         revisable(ids, batch.t, batch.kind, np.empty(nsym, dtype=np.int64), need)

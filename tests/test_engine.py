@@ -50,6 +50,27 @@ def test_many_new_symbols_at_once_say_what_they_say_one_by_one(daily):
     assert len(again.symbols) == copies["symbol"].n_unique() == 32 and sorted(again.symbols) == sorted(one.symbols)
 
 
+def test_a_batch_listing_the_engines_own_symbols_says_what_any_listing_says(daily):
+    """A batch whose symbol list is the engine's own, in its order (a replay's chunks, mostly), is
+    stepped by its ids as they are; the same bars listed in another order go by name: the same
+    events either way."""
+    part = daily.filter(pl.col("symbol").is_in(["AAPL", "IBM", "MSFT"])).sort("t", "symbol").head(6000)
+    own_engine, other_engine = Engine(), Engine()
+    for engine in (own_engine, other_engine):
+        engine.process(BarBatch.from_polars(part.head(1000)))
+    batch = BarBatch.from_polars(part.tail(5000))
+
+    def listed(names: list[str]) -> BarBatch:
+        lut = np.array([names.index(s) for s in batch.symbols])
+        return BarBatch(list(names), lut[batch.sym], batch.t, batch.open, batch.high, batch.low,
+                        batch.close, batch.volume)
+
+    own, other = listed(own_engine.symbols), listed(own_engine.symbols[::-1])
+    assert own.symbols == own_engine.symbols != other.symbols and len(own.symbols) > 1
+    said = lines(own_engine.process(own))
+    assert said == lines(other_engine.process(other)) and len(said) > 10
+
+
 def test_event_cap_refill_gives_the_same_events(daily):
     """A tiny event buffer makes the kernel stop and resume; nothing is lost or doubled."""
     small = Engine(event_capacity=1)
