@@ -3,8 +3,9 @@ symbols, minute-spaced, see bench/data.py) through `barwatch replay --speed max`
 /dev/null, beside the engine alone over the same bars already in memory, in one run.
 
 Prints bars/s and peak memory (getrusage maxrss of the replay process) with the table off and
-on (the table drawn on a pseudo-terminal), the ratios, and where the time goes (each stage of
-the replay timed alone over the first million bars).
+on (the table drawn on a pseudo-terminal; best of --repeat alternating runs each), the ratios,
+every no-table run's time and CPU seconds with their median, and where the time goes (each
+stage of the replay timed alone over the first million bars).
 
     .venv/bin/python -m bench.bench_replay [--bars 10000000] [--symbols 1000]
 
@@ -130,7 +131,7 @@ def replay(path: Path, table: bool) -> dict:
         raise SystemExit(f"replay failed ({p.returncode}): {err.strip()}")
     bars, events, secs = int(m.group(1)), int(m.group(2)), float(m.group(3))
     return {"bars": bars, "events": events, "secs": secs, "bps": bars / secs, "wall": wall,
-            "rss": ru.ru_maxrss * 1024, "drawn": drawn[0] if table else 0}
+            "cpu": ru.ru_utime + ru.ru_stime, "rss": ru.ru_maxrss * 1024, "drawn": drawn[0] if table else 0}
 
 
 def kernel(path: Path) -> dict:
@@ -226,7 +227,7 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=1000)
     ap.add_argument("--dir", default="/tmp/barwatch-bench", help="where the generated file is kept")
     ap.add_argument("--profile-bars", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     keep_freed_memory()  # as `barwatch replay` does: the stages below are timed under the same malloc
     per = -(-args.bars // args.symbols)
@@ -265,6 +266,11 @@ def main() -> None:
           "runs of the same work vary by 20 %: see the drawing share measured below)")
     print(f"end to end {off['bps'] / 1e6:.2f} M bars/s (target >= 5 M); peak {off['rss'] / gb:.2f} GB "
           f"(target <= 1 GB)")
+    times = sorted(r["secs"] for r in runs[False])
+    cpus = sorted(r["cpu"] for r in runs[False])
+    print(f"the {len(times)} no-table runs: {', '.join(f'{t:.2f}' for t in times)} s by their summaries "
+          f"(median {np.median(times):.2f} s: {off['bars'] / np.median(times) / 1e6:.2f} M bars/s); CPU "
+          f"(user + system, the whole process, imports too) {', '.join(f'{c:.2f}' for c in cpus)} s")
     print()
     print(f"where the time goes (each stage alone, first {args.profile_bars:,} bars):")
     parts = stages(path, args.profile_bars)
