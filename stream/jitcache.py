@@ -27,7 +27,6 @@ def kernel_cache_dir() -> str:
     return str(here / "__pycache__" / f"numba-{digest}")
 
 
-
 def _load_overload(self: caching.Cache, sig, target_context):
     """`Cache.load_overload` without the registries: a hit needs the NRT's symbols (its
     functions may call them), not the typing and lowering of everything numba can compile."""
