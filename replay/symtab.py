@@ -25,6 +25,15 @@ def _slot(a, b, mask):
     return np.int64((h ^ (h >> np.uint64(29))) & mask)
 
 
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
+def _find(keys, vals, a, b, mask):
+    """The slot of the view (a, b): where it is, or the free slot where it would go (linear probing)."""
+    s = _slot(a, b, mask)
+    while vals[s] != EMPTY and not (keys[s, 0] == a and keys[s, 1] == b):
+        s = (s + 1) & np.int64(mask)
+    return s
+
+
 @njit(cache=True, nogil=True, _nrt=False)
 def lookup(views, keys, vals, out):
     """out[i] = the code of views[i] (UNKNOWN if not in the table, LONG if not inline); returns
@@ -37,17 +46,12 @@ def lookup(views, keys, vals, out):
             out[i] = LONG
             missing += 1
             continue
-        s = _slot(a, b, mask)
-        while True:
-            v = vals[s]
-            if v == EMPTY:
-                out[i] = UNKNOWN
-                missing += 1
-                break
-            if keys[s, 0] == a and keys[s, 1] == b:
-                out[i] = v
-                break
-            s = (s + 1) & np.int64(mask)
+        v = vals[_find(keys, vals, a, b, mask)]
+        if v == EMPTY:
+            out[i] = UNKNOWN
+            missing += 1
+        else:
+            out[i] = v
     return missing
 
 
@@ -57,9 +61,7 @@ def insert(keys, vals, views, codes):
     mask = np.uint64(len(vals) - 1)
     for i in range(views.shape[0]):
         a, b = views[i, 0], views[i, 1]
-        s = _slot(a, b, mask)
-        while vals[s] != EMPTY and not (keys[s, 0] == a and keys[s, 1] == b):
-            s = (s + 1) & np.int64(mask)
+        s = _find(keys, vals, a, b, mask)
         keys[s, 0], keys[s, 1], vals[s] = a, b, codes[i]
 
 
@@ -72,9 +74,7 @@ def firsts(views, rows, keys, vals, out):
     m = 0
     for i in rows:
         a, b = views[i, 0], views[i, 1]
-        s = _slot(a, b, mask)
-        while vals[s] != EMPTY and not (keys[s, 0] == a and keys[s, 1] == b):
-            s = (s + 1) & np.int64(mask)
+        s = _find(keys, vals, a, b, mask)
         if vals[s] == EMPTY:
             keys[s, 0], keys[s, 1], vals[s] = a, b, i
             out[m] = i
