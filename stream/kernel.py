@@ -165,12 +165,23 @@ def revisable(sym, t, kind, next_t, need):
 
 
 @njit(cache=True, _nrt=False, nogil=True)
-def last_of_each(sym, last):
-    """last[s] = the index of symbol s's last record, -1 if it has none (one pass, no sort)."""
+def keep_last(rec, vals, late, seq0, to_rec, to_vals, to_late, to_seq, last):
+    """Each symbol's last record of a block (rec, vals, late; numbered from seq0 + 1) copied into
+    the symbol's row of to_rec, to_vals, to_late and to_seq; last[s] = the index of symbol s's
+    last record, -1 if it has none. One pass, no sort."""
     for s in range(last.shape[0]):
         last[s] = -1
-    for q in range(sym.shape[0]):
-        last[sym[q]] = q
+    for q in range(rec.shape[0]):
+        last[rec[q, E_SYM]] = q
+    for s in range(last.shape[0]):
+        q = last[s]
+        if q >= 0:
+            for c in range(rec.shape[1]):
+                to_rec[s, c] = rec[q, c]
+            for c in range(vals.shape[1]):
+                to_vals[s, c] = vals[q, c]
+            to_late[s] = late[q]
+            to_seq[s] = seq0 + 1 + q
 
 
 def _apply(S, I, r, row, ti, o_, h_, l_, c_, v_, EI, EF, e, state):

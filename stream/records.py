@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .events import Event, from_columns
-from .kernel import last_of_each
+from .kernel import keep_last
 from .lines import stamps
 from .outputs.jsonl import encode_lines
 from .signals.common import E_KIND, E_RULE, E_STATE, E_SYM, E_T, E_WIDTH, V_WIDTH
@@ -139,22 +139,18 @@ class Latest:
             return
         self.engine = events.engine
         n = len(self.engine.symbols)
-        last = np.empty(n, np.int64)
-        last_of_each(np.ascontiguousarray(events.rec[:, E_SYM]), last)  # one signature, however laid out
-        ids = np.flatnonzero(last >= 0)
-        q = last[ids]
         if len(self.seq) < n:
             grow = n - len(self.seq)
             self.rec = np.concatenate([self.rec, np.zeros((grow, E_WIDTH), np.int64)])
             self.vals = np.concatenate([self.vals, np.zeros((grow, V_WIDTH))])
             self.late = np.concatenate([self.late, np.zeros(grow, bool)])
             self.seq = np.concatenate([self.seq, np.zeros(grow, np.int64)])
-        self.rec[ids] = events.rec[q]
-        self.vals[ids] = events.vals[q]
-        self.late[ids] = events.late[q]
-        self.seq[ids] = events.seq0 + 1 + q
+        last = np.empty(n, np.int64)
+        c = np.ascontiguousarray  # one signature, however the block's arrays are laid out
+        keep_last(c(events.rec, np.int64), c(events.vals, np.float64), c(events.late, bool), events.seq0,
+                  self.rec, self.vals, self.late, self.seq, last)
         if self.objects:  # a block after plain lists: its events are newer
-            for sid in ids.tolist():
+            for sid in np.flatnonzero(last >= 0).tolist():
                 self.objects.pop(self.engine.symbols[sid], None)
 
     def get(self, symbol: str) -> Event | None:

@@ -46,3 +46,18 @@ def test_latest_keeps_each_symbols_last_event(blocks):
             assert latest.get(sym) == ev
     assert latest.get("NOPE") is None
     assert Latest().get("AAPL") is None
+
+
+def test_latest_takes_blocks_and_plain_lists_in_order(blocks):
+    """A plain list after a block wins for its symbols, a block after a plain list for its own."""
+    full = [b for b in blocks if len(b) > 1]
+    first, second = full[0], full[1]
+    plain = first.events()[:1]
+    sym = plain[0].symbol
+    latest = Latest()
+    latest.add(second)
+    latest.add(plain)  # newer than the block, though its event is older
+    assert latest.get(sym) == plain[0]
+    later = next(b for b in full[2:] if sym in b.symbol_names())
+    latest.add(later)
+    assert latest.get(sym) == [e for e in later if e.symbol == sym][-1]
