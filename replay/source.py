@@ -420,6 +420,10 @@ class Source:
         tcol = raw.get_column("t")
         if "__time" in raw.columns:
             tcol = tcol.cast(pl.String) + " " + raw.get_column("__time").cast(pl.String)
+        dtype = tcol.dtype
+        aware_ns = isinstance(dtype, pl.Datetime) and dtype.time_zone and dtype.time_unit == "ns"
+        if aware_ns and not tcol.null_count():
+            return tcol.to_numpy().view(np.int64)  # already the instants: polars' memory as it is
         return self.parser(tcol).fill_null(NO_TIME).to_numpy()
 
     def arrays(self, raw: pl.DataFrame, symbols: Symbols, full: bool) -> dict[str, np.ndarray]:

@@ -790,3 +790,28 @@ def test_aware_time_columns_of_any_unit_and_zone_are_their_instants(unit: str, t
     got = TimeParser()(s).to_list()
     want = [None if d is None else int(round(d.timestamp() * 1000)) * 1_000_000 for d in instants]
     assert got == want
+
+
+@pytest.mark.parametrize("unit", ["ns", "ms"])
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kolkata", None])
+@pytest.mark.parametrize("nulls", [False, True])
+def test_a_chunks_times_are_the_parsers(tmp_path: Path, unit: str, tz: str | None, nulls: bool) -> None:
+    """A chunk's times as the reader takes them (aware nanoseconds without nulls: polars' memory
+    as it is) equal the time parser's (naive: New York's), nulls NO_TIME."""
+    from datetime import UTC, datetime
+
+    from replay.columns import TimeParser
+    from replay.source import Source
+    from replay.validate import NO_TIME
+
+    instants = [datetime(2020, 3, 8, 6, 30, tzinfo=UTC), datetime(1960, 1, 1, tzinfo=UTC),
+                datetime(2100, 11, 7, 5, 59, 59, 123000, tzinfo=UTC)] + ([None] if nulls else [])
+    s = pl.Series("t", instants).dt.cast_time_unit(unit)
+    s = s.dt.convert_time_zone(tz) if tz else s.dt.replace_time_zone(None)
+    path = tmp_path / "AAPL.parquet"
+    pl.DataFrame({"t": s, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0}).write_parquet(path)
+    src = Source(path, "America/New_York", None)
+    got = src.times(pl.DataFrame({"t": s}))
+    want = TimeParser("America/New_York")(s).fill_null(NO_TIME).to_numpy()
+    assert (tz is None) == (want[0] != 1583649000 * 10**9)  # naive: read as New York's
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()
