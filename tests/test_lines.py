@@ -453,18 +453,22 @@ def test_decimal_floats_are_written_as_msgspec_writes_them(pairs):
 
 def test_sixteen_and_seventeen_digit_floats_are_written_as_msgspec_writes_them():
     """Most indicator values need 16 or 17 digits: the kernel finds them exactly (128-bit
-    integers), nearest first and ties to even, as msgspec does; 100,000 doubles of every kind
-    (any bits in range, averages, neighbours of short decimals, near powers of ten)."""
+    integers), nearest first and ties to even, as msgspec does; over 100,000 doubles of every kind
+    (any bits in range, averages, neighbours of short decimals, near powers of ten and two)."""
     from stream.linekernel import short
 
     rng = np.random.default_rng(31)
     prices = np.round(rng.uniform(1, 2000, 20_000), 2)
+    short15 = np.array([float(f"{x:.15g}") for x in 10 ** rng.uniform(-3, 15, 2_000)])
+    twos = np.ldexp(1.0, rng.integers(-9, 49, 500))
     xs = np.concatenate([
         10 ** rng.uniform(-4, 15, 20_000),
         rng.integers(0x3F1A36E2EB1C432D, 0x430C6BF526340000, 20_000).view(np.float64),  # 1e-4 .. 1e15
         np.convolve(prices, np.ones(10) / 10, "valid"),
         np.nextafter(prices, np.inf), np.nextafter(prices, -np.inf),
         np.nextafter(10.0 ** rng.integers(-3, 15, 2_000), np.inf),
+        short15, np.nextafter(short15, np.inf), np.nextafter(short15, -np.inf),  # at the bounds of
+        twos, np.nextafter(twos, np.inf), np.nextafter(twos, -np.inf),  # the 15-digit check
     ])
 
     def text(k: int, p: int) -> str:
