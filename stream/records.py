@@ -121,7 +121,7 @@ def columns(events: Sequence[Event], start: int = 0) -> tuple[list[str], list[st
 
 class Latest:
     """Each symbol's last event. From a block it copies that record into columns indexed by
-    symbol (vectorised, and no block is kept alive); the Event is built when asked for."""
+    symbol (one compiled pass, and no block is kept alive); the Event is built when asked for."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
