@@ -225,7 +225,7 @@ async def _run(p: Plan) -> int:
     try:
         if live is not None:
             live.start()
-        await warmed(loop.run_in_executor(None, warm_up, settings, True))  # no live bar waits for a kernel
+        await warmed(loop.run_in_executor(None, warm_up, settings))  # no live bar waits for a kernel
         settle()
         work = loop.create_task(session.run(feed))
         await work

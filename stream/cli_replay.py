@@ -214,7 +214,7 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
         if not f.cancelled():  # retrieved: a kernel that fails after stepping began fails again
             f.exception()  # where it is called
 
-    warm = loop.run_in_executor(None, warm_up, settings, False, lambda: loop.call_soon_threadsafe(can_step))
+    warm = loop.run_in_executor(None, warm_up, settings, lambda: loop.call_soon_threadsafe(can_step))
     warm.add_done_callback(settled)
     feed = ReplayFeed(reader)
     t_read = time.perf_counter()  # the summary's elapsed counts reading (a pre-scan or check pass included)

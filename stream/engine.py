@@ -157,8 +157,7 @@ class Engine:
         r = self._sid.get(name)
         if r is None:
             r = self._symbol_id(name)
-        return self._run_one(self._fb, self._ib, self._cap, not emit, r, batch.t, batch.open, batch.high,
-                             batch.low, batch.close, batch.volume, batch.kind)
+        return self._run_one(self._fb, self._ib, self._cap, not emit, r, *_columns(batch))
 
     def _run(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """The kernel over a batch of several bars (one bar goes by `_one`), row by row: its event
@@ -181,9 +180,11 @@ class Engine:
                 ids = dict(zip(distinct, self._add_symbols(distinct), strict=True))
                 lut[new] = [ids[name] for name in names]
             ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
+        ids = _read_only(ids)
+        t, op, hi, lo, cl, vo, kind = _columns(batch)
         need = np.empty(n, dtype=np.int8)
         nsym = len(self.symbols)
-        revisable(ids, batch.t, batch.kind, np.empty(nsym, dtype=np.int64), need)
+        revisable(ids, t, kind, np.empty(nsym, dtype=np.int64), need)
         p, run = self.program, self.kernel.run
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         start = 0
@@ -191,8 +192,7 @@ class Engine:
             # records go to fresh arrays that the block keeps (a batch's are megabytes: not copied)
             rows = min(self._ecap, (n - start) * p.max_events)
             ei, ef = np.empty((rows, E_WIDTH), dtype=np.int64), np.empty((rows, V_WIDTH))
-            start, ne = run(ids, batch.t, batch.open, batch.high, batch.low, batch.close, batch.volume,
-                            batch.kind, need, start, self.S, self.I, ei, ef, self.SAYT,
+            start, ne = run(ids, t, op, hi, lo, cl, vo, kind, need, start, self.S, self.I, ei, ef, self.SAYT,
                             self.SAYV, self.F, self.B, p.max_events, self.stats, self._nr, not emit)
             if ne:
                 parts.append((ei[:ne], ef[:ne]))
@@ -281,27 +281,36 @@ class Engine:
         return snap
 
 
-def warm_up(config: Settings, writable: bool = False, stepping: Callable[[], None] | None = None) -> None:
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """a, or a read-only view of it: numba compiles a kernel once per argument type, and an
+    array's type says whether it may be written. Columns come both ways (polars' memory, arrays
+    built in memory, a filter's copies): as they are, a replay's first chunk could load (on a
+    cold cache: compile) a second copy of the step kernel."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _columns(batch: BarBatch) -> tuple[np.ndarray, ...]:
+    """The batch's columns the kernels read (t, open, high, low, close, volume, kind), read-only."""
+    return tuple(_read_only(a) for a in (batch.t, batch.open, batch.high, batch.low, batch.close,
+                                         batch.volume, batch.kind))
+
+
+def warm_up(config: Settings, stepping: Callable[[], None] | None = None) -> None:
     """Loads (on a cold cache: compiles) what stepping and encoding with this config run, on a
     throwaway engine, so that no bar waits for a compile: a replay does it in a thread while its
-    first bars are read, a live session before it connects. numba compiles per argument type, and
-    a batch read from a file has read-only columns (polars' memory): those are warmed, and with
-    `writable` also columns built in memory (live bars). `stepping` is called (once, from this
-    thread) as soon as a batch can be stepped, before the one-bar and encoding kernels load: a
-    replay's first steps (compiled code, no GIL) overlap their loading."""
+    first bars are read, a live session before it connects. (numba compiles per argument type,
+    read-only or not: the kernels get every column read-only, `_columns`.) `stepping` is called
+    (once, from this thread) as soon as a batch can be stepped, before the one-bar and encoding
+    kernels load: a replay's first steps (compiled code, no GIL) overlap their loading."""
     engine = Engine(config)
-    batches = []
-    for ro in (True, False) if writable else (True,):
-        batch = BarBatch(["A", "B"], np.arange(2) % 2, np.zeros(2, np.int64), *np.ones((5, 2)))
-        if ro:
-            for col in (batch.t, batch.open, batch.high, batch.low, batch.close, batch.volume, batch.kind):
-                col.flags.writeable = False
-        batches.append(batch)
-        engine.step(batch).lines()
+    batch = BarBatch(["A", "B"], np.arange(2) % 2, np.zeros(2, np.int64), *np.ones((5, 2)))
+    engine.step(batch).lines()
     if stepping is not None:
         stepping()
-    for batch in batches:
-        engine.step(batch.rows(0, 1))  # one bar (`run_one`): live bars, a paced or fanned-out replay's
+    engine.step(batch.rows(0, 1))  # one bar (`run_one`): live bars, a paced or fanned-out replay's
     n = engine.encoder.SMALL
     zero = np.zeros(n, np.int64)
     engine.encoder.encode(["A"], 0, zero, zero, zero, zero + 1, zero, zero.astype(bool),

@@ -327,3 +327,28 @@ def test_warm_up_says_once_when_a_batch_can_be_stepped():
     assert calls == [threading.get_ident()]
     batch = BarBatch(["X", "Y"], np.arange(4) % 2, np.arange(4) // 2, *np.ones((5, 4)))
     assert len(Engine().step(batch)) == 0
+
+
+def test_the_kernels_have_one_signature_whatever_the_columns_flags():
+    """numba compiles per argument type, and a read-only array is another type: columns from
+    polars (read-only), built in memory or copied by a filter (writable) all run the kernels
+    warmed once, with no second copy loaded (or, on a cold cache, compiled) at the first bar."""
+    def batch(read_only: bool, n: int) -> BarBatch:
+        b = BarBatch(["X", "Y"], np.arange(n) % 2, np.arange(n, dtype=np.int64) // 2 * 60_000_000_000,
+                     *np.full((5, n), 100.0))
+        for col in (b.t, b.open, b.high, b.low, b.close, b.volume, b.kind):
+            col.flags.writeable = not read_only
+        return b
+
+    engine = Engine()
+    engine.step(batch(True, 4))
+    engine.step(batch(True, 1))
+    kernels = (engine.kernel.run, engine.kernel.run_one)
+    loaded = [len(k.overloads) for k in kernels]
+    for read_only in (False, True):
+        engine.step(batch(read_only, 6))
+        engine.step(batch(read_only, 1))
+        mixed = batch(read_only, 6)
+        mixed.kind.flags.writeable = read_only  # the reader's kind: zeros made in memory
+        engine.step(mixed)
+    assert [len(k.overloads) for k in kernels] == loaded
