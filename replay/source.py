@@ -20,6 +20,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stream.bars import read_only
+
 from . import symtab
 from .columns import PRICES, ColumnError, Columns, TimeParser, resolve, symbol_from_name
 from .validate import NO_TIME
@@ -182,7 +184,7 @@ class Symbols:
         n = len(arr)
         views = np.frombuffer(arr.buffers()[1], np.uint64).reshape(-1, 2)[arr.offset : arr.offset + n]
         if arr.null_count:  # a null reads as "" (no symbol: -1); its view holds anything
-            views = np.where(s.is_null().to_numpy()[:, None], np.uint64(0), views)
+            views = read_only(np.where(s.is_null().to_numpy()[:, None], np.uint64(0), views))  # one signature
         out = np.empty(n, np.int64)
         if self._views.lookup(views, out):
             if (out == symtab.LONG).any():
@@ -413,6 +415,11 @@ class Source:
             out.append((off, pending))
         if upto is not None:
             out = [(o, n) for o, n in out if o <= upto]
+        if out and out[0][1] > chunk_rows:
+            # the first chunk alone: the replay starts once its rows are decoded, not the whole
+            # group's (the rest decodes the group again, to its end: a tenth more of one group)
+            o, n = out[0]
+            out[:1] = [(o, chunk_rows), (o + chunk_rows, n - chunk_rows)]
         return out
 
     def times(self, raw: pl.DataFrame) -> np.ndarray:

@@ -35,10 +35,10 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from stream.bars import BarBatch
+from stream.bars import BarBatch, read_only
 from stream.events import rfc3339
 
-from . import merge, validate
+from . import merge, symtab, validate
 from .columns import EXCHANGE_TZ, PRICES, check_tz, parse_time
 from .source import WHOLE_GROUP, BadData, Source, Symbols
 from .validate import FAULTS, NO_TIME
@@ -67,6 +67,22 @@ def default_data() -> Path:
     return Path(stream.__file__).resolve().parent / "data" / DEFAULT_DATA
 
 
+def warm_kernels() -> None:
+    """Loads (on a cold cache: compiles) the reading's kernels (symbol table, row checks) on a
+    few rows: a replay does it where the step kernel loads, before it, so that the first chunk
+    does not wait for numba's compile lock while the step, one-bar and encoding kernels load."""
+    n = 2
+    views = read_only(np.zeros((n, 2), np.uint64))  # as `Symbols` passes a chunk's views
+    table, out = symtab.ViewTable(), np.empty(n, np.int64)
+    table.lookup(views, out)
+    rows = symtab.first_rows(views, np.flatnonzero(out == symtab.UNKNOWN))
+    table.add(views[rows], np.arange(len(rows), dtype=np.int64))
+    f = read_only(np.ones(n))
+    i = read_only(np.zeros(n, np.int64))
+    validate.check_rows(i, i, f, f, f, f, read_only(np.zeros(n, np.int8)), 0, 1, True,
+                        np.full(1, NO_TIME, np.int64), np.array([NO_TIME, 1, 0], np.int64),
+                        np.zeros(n, np.int8), True)
+
 class _Checks:
     """The row checks of one file, with their state carried from chunk to chunk."""
 
@@ -89,10 +105,9 @@ class _Checks:
             self.kept = np.concatenate([self.kept, np.zeros(grow, np.int64)])
         fault = np.zeros(len(a["t"]), np.int8)
         lo, hi = r._window()
-        first = validate.check_rows(
-            a["t"], a["sym"], a["open"], a["high"], a["low"], a["close"], a["kind"],
-            lo, hi, not self.src.recorder, self.last, self.order, fault, not r.skip_bad,
-        )  # fmt: skip
+        cols = [read_only(a[k]) for k in ("t", "sym", "open", "high", "low", "close", "kind")]
+        first = validate.check_rows(*cols, lo, hi, not self.src.recorder, self.last, self.order, fault,
+                                    not r.skip_bad)
         if first >= 0:
             bad = r._fault(self.src, raw, a, first, int(fault[first]), self.last)
             bad.keep = fault[:first] == 0  # the chunk's rows before it that are replayed still

@@ -34,6 +34,17 @@ class Bar(msgspec.Struct, frozen=True):
     forming: bool = False
 
 
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """a, or a read-only view of it. numba compiles a kernel once per argument type, and an
+    array's type says whether it may be written: columns come both ways (polars' memory, arrays
+    built in memory, a filter's copies), and as they are a kernel could load (on a cold cache:
+    compile) a second copy at the first chunk. Kernels that only read get them read-only."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
 @dataclass
 class BarBatch:
     """Columnar bars: `sym` indexes `symbols`; times are int64 ns UTC; `kind` is FINAL or

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from replay.clock import Pacer, parse_speed
-from replay.store import BadData, Reader, default_data, infer_timeframe, parse_time
+from replay.store import BadData, Reader, default_data, infer_timeframe, parse_time, warm_kernels
 
 from .cli_common import Bad, add_output_options, settle, warmed
 from .cli_common import say as _say
@@ -214,7 +214,11 @@ async def _run(p: Plan, args: argparse.Namespace) -> int:
         if not f.cancelled():  # retrieved: a kernel that fails after stepping began fails again
             f.exception()  # where it is called
 
-    warm = loop.run_in_executor(None, warm_up, settings, lambda: loop.call_soon_threadsafe(can_step))
+    def warm() -> None:  # the reading's kernels first: the first chunk needs them before a step
+        warm_kernels()
+        warm_up(settings, lambda: loop.call_soon_threadsafe(can_step))
+
+    warm = loop.run_in_executor(None, warm)
     warm.add_done_callback(settled)
     feed = ReplayFeed(reader)
     t_read = time.perf_counter()  # the summary's elapsed counts reading (a pre-scan or check pass included)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import codegen
-from .bars import LATE, BarBatch
+from .bars import LATE, BarBatch, read_only
 from .config import Settings, load_config
 from .events import Event, rfc3339
 from .fields import decoder, value_fields
@@ -180,7 +180,7 @@ class Engine:
                 ids = dict(zip(distinct, self._add_symbols(distinct), strict=True))
                 lut[new] = [ids[name] for name in names]
             ids = lut[batch.sym] if len(lut) > 1 else np.full(n, lut[0], dtype=np.int64)
-        ids = _read_only(ids)
+        ids = read_only(ids)
         t, op, hi, lo, cl, vo, kind = _columns(batch)
         need = np.empty(n, dtype=np.int8)
         nsym = len(self.symbols)
@@ -281,20 +281,9 @@ class Engine:
         return snap
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
-    """a, or a read-only view of it: numba compiles a kernel once per argument type, and an
-    array's type says whether it may be written. Columns come both ways (polars' memory, arrays
-    built in memory, a filter's copies): as they are, a replay's first chunk could load (on a
-    cold cache: compile) a second copy of the step kernel."""
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
-
-
 def _columns(batch: BarBatch) -> tuple[np.ndarray, ...]:
     """The batch's columns the kernels read (t, open, high, low, close, volume, kind), read-only."""
-    return tuple(_read_only(a) for a in (batch.t, batch.open, batch.high, batch.low, batch.close,
+    return tuple(read_only(a) for a in (batch.t, batch.open, batch.high, batch.low, batch.close,
                                          batch.volume, batch.kind))
 
 

@@ -815,3 +815,26 @@ def test_a_chunks_times_are_the_parsers(tmp_path: Path, unit: str, tz: str | Non
     want = TimeParser("America/New_York")(s).fill_null(NO_TIME).to_numpy()
     assert (tz is None) == (want[0] != 1583649000 * 10**9)  # naive: read as New York's
     assert got.dtype == np.int64 and got.tolist() == want.tolist()
+
+
+def test_the_reading_kernels_are_warmed_as_a_replay_calls_them(tmp_path: Path) -> None:
+    """`warm_kernels` loads the symbol table's and the row checks' kernels with the argument
+    types a replay's reading passes (a fresh process: no other test's calls count), so reading
+    the bundled CSV, and the same bars as Parquet, loads no other copy of them."""
+    script = textwrap.dedent("""
+        import sys
+        from replay import symtab, validate
+        from replay.store import Reader, default_data, warm_kernels, write_parquet
+        kernels = (symtab.lookup, symtab.firsts, symtab.insert, validate.check_rows)
+        warm_kernels()
+        warmed = [len(k.overloads) for k in kernels]
+        write_parquet(sys.argv[1], Reader([default_data()], check_first=False))
+        for batch in Reader([sys.argv[1]], check_first=False):
+            pass
+        print(warmed, [len(k.overloads) for k in kernels])
+    """)
+    path = tmp_path / "daily.parquet"
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["[1,", "1,", "1,", "1]", "[1,", "1,", "1,", "1]"]
+    assert pl.read_parquet(path).height > 10_000
