@@ -61,6 +61,10 @@ class Engine:
         self.program: Program = compile_program(self.config)
         self.kernel = codegen.load(self.program)
         self._run_one = self.kernel.run_one
+        # a one-bar batch's columns are copied into these and passed as read-only views made once
+        # (a view per column per bar cost more than the rest of the step)
+        self._bar = [np.zeros(1, np.int64), *(np.zeros(1) for _ in range(5)), np.zeros(1, np.int8)]
+        self._bar_views = tuple(read_only(a) for a in self._bar)
         self.timeframe = self.config.timeframe
         self.symbols: list[str] = []
         self._sid: dict[str, int] = {}
@@ -157,7 +161,10 @@ class Engine:
         r = self._sid.get(name)
         if r is None:
             r = self._symbol_id(name)
-        return self._run_one(self._fb, self._ib, self._cap, not emit, r, *_columns(batch))
+        for dst, src in zip(self._bar, (batch.t, batch.open, batch.high, batch.low, batch.close,
+                                        batch.volume, batch.kind), strict=True):
+            dst[0] = src[0]
+        return self._run_one(self._fb, self._ib, self._cap, not emit, r, *self._bar_views)
 
     def _run(self, batch: BarBatch, emit: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """The kernel over a batch of several bars (one bar goes by `_one`), row by row: its event
