@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stream.bars import Bar, BarBatch
+from stream.bars import FINAL, FORMING, Bar, BarBatch
 from stream.config import parse_config
 from stream.engine import Engine
 from stream.events import JSON_SCHEMA, decode, encode
@@ -351,4 +351,35 @@ def test_the_kernels_have_one_signature_whatever_the_columns_flags():
         mixed = batch(read_only, 6)
         mixed.kind.flags.writeable = read_only  # the reader's kind: zeros made in memory
         engine.step(mixed)
+        engine.step(mixed.rows(5, 6))
     assert [len(k.overloads) for k in kernels] == loaded
+
+
+def test_a_bar_steps_alike_whatever_its_columns_flags(aapl):
+    """A one-bar step passes writable columns as they are and copies others first: both ways the
+    same lines, forming bars and revisions included."""
+    x = BarBatch.from_polars(aapl.head(400))
+    rows = []  # (t, open, high, low, close, volume, kind): a forming snapshot before every 3rd bar,
+    for k in range(len(x.t)):  # a revision of every 5th
+        row = [x.t[k], x.open[k], x.high[k], x.low[k], x.close[k], x.volume[k], FINAL]
+        if k % 3 == 0:
+            rows.append(row[:4] + [(row[2] + row[3]) / 2, row[5] / 2, FORMING])
+        rows.append(row)
+        if k % 5 == 0:
+            rows.append(row[:4] + [row[3], row[5], FINAL])
+
+    def lines(flags: str) -> list[bytes]:
+        engine, out = Engine(), []
+        for row in rows:
+            bar = BarBatch(["AAA"], np.zeros(1, np.int64), *(np.array([v]) for v in row[:6]),
+                           kind=np.array([row[6]], np.int8))
+            cols = (bar.t, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.kind)
+            for col, f in zip(cols, flags, strict=True):
+                col.flags.writeable = f == "w"
+            out.append(engine.step(bar).lines())
+        return out
+
+    every = lines("wwwwwww")
+    assert b'"state":"provisional"' in b"".join(every) and b'"retracted"' in b"".join(every)
+    assert lines("rrrrrrr") == every
+    assert lines("rrrrrrw") == every
